@@ -1,0 +1,90 @@
+"""Transport for the Obiguard gateway's `POST /completions`: models, client, errors.
+
+Framework-free (httpx, httpx-sse and pydantic only); the LangChain and LlamaIndex
+adapters are built on it::
+
+    from obiguard_completions import CompletionRequest, CompletionsClient, GatewayOptions
+
+    with CompletionsClient(options=GatewayOptions(api_key=SecretStr("vk-obg..."))) as client:
+        completion = client.create(CompletionRequest(model="gpt-3.5-turbo-instruct", prompt="Hi"))
+        print(completion.choices[0].text, completion.usage)
+"""
+
+from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, CompletionsClient
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    BudgetExceededError,
+    ConflictError,
+    GuardrailError,
+    InternalServerError,
+    NotFoundError,
+    ObiguardError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestValidationError,
+    StreamError,
+    UnprocessableEntityError,
+)
+from ._gateway import GATEWAY_HEADERS, GatewayInfo
+from ._headers import SECRET_HEADERS, USER_AGENT, GatewayOptions, is_secret_header, redact_headers
+from ._models import (
+    FIELD_BOUNDS,
+    Completion,
+    CompletionChoice,
+    CompletionLogprobs,
+    CompletionRequest,
+    CompletionUsage,
+    Prompt,
+    StreamOptions,
+)
+from ._retry import RETRYABLE_STATUSES, RetryPolicy
+from ._streaming import AsyncStream, Stream
+from ._version import __version__
+
+__all__ = [
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "FIELD_BOUNDS",
+    "GATEWAY_HEADERS",
+    "RETRYABLE_STATUSES",
+    "SECRET_HEADERS",
+    "USER_AGENT",
+    "APIConnectionError",
+    "APIResponseValidationError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AsyncStream",
+    "AuthenticationError",
+    "BadRequestError",
+    "BudgetExceededError",
+    "Completion",
+    "CompletionChoice",
+    "CompletionLogprobs",
+    "CompletionRequest",
+    "CompletionUsage",
+    "CompletionsClient",
+    "ConflictError",
+    "GatewayInfo",
+    "GatewayOptions",
+    "GuardrailError",
+    "InternalServerError",
+    "NotFoundError",
+    "ObiguardError",
+    "PermissionDeniedError",
+    "Prompt",
+    "RateLimitError",
+    "RequestValidationError",
+    "RetryPolicy",
+    "Stream",
+    "StreamError",
+    "StreamOptions",
+    "UnprocessableEntityError",
+    "__version__",
+    "is_secret_header",
+    "redact_headers",
+]

@@ -1,0 +1,323 @@
+"""`CompletionsClient`: `POST {base_url}/completions`, sync and async, with retries.
+
+The I/O here is thin: everything that decides (request body, headers, error mapping,
+retry policy, event decoding) is a pure function in a sibling module. The sync and
+async loops differ by `await` alone.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import AsyncGenerator, Generator, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+
+import httpx
+from httpx_sse import EventSource, SSEError
+
+from ._errors import ObiguardError, RequestValidationError, StreamError
+from ._gateway import GatewayInfo
+from ._headers import GatewayOptions
+from ._models import Completion, CompletionRequest
+from ._response import connection_error, parse_completion, status_error, stream_error
+from ._retry import RetryPolicy, next_delay
+from ._streaming import DONE, AsyncStream, Stream, decode_event
+
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CompletionsClient"]
+
+logger = logging.getLogger("obiguard_completions")
+
+DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
+DEFAULT_TIMEOUT = 60.0
+_LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
+_STREAM_FAILURES = (httpx.HTTPError, SSEError, ObiguardError)
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request ready to send: never shown, it holds the secret headers."""
+
+    url: str
+    headers: dict[str, str]
+    body: bytes
+
+    def __repr__(self) -> str:
+        return f"_Prepared(url={self.url!r})"
+
+
+class CompletionsClient:
+    """Client of the gateway's text-completions endpoint.
+
+    One pooled `httpx.Client` and one `httpx.AsyncClient` per object, made on first use.
+    `max_retries` is the only retry layer: at most `1 + max_retries` attempts per call.
+    """
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        options: GatewayOptions | None = None,
+        timeout: float | httpx.Timeout | None = DEFAULT_TIMEOUT,
+        max_retries: int = 2,
+        retry_policy: RetryPolicy | None = None,
+        http_client: httpx.Client | None = None,
+        async_http_client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if max_retries < 0:
+            raise RequestValidationError(f"max_retries must be >= 0, got {max_retries}")
+        self.base_url = base_url.rstrip("/")
+        self.options = options or GatewayOptions()
+        self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+        self.max_retries = max_retries
+        self.retry_policy = retry_policy or RetryPolicy()
+        self._url = f"{self.base_url}/completions"
+        self._headers = {"Content-Type": "application/json", **self.options.to_headers()}
+        self._secrets = self.options.secrets()
+        self._http = http_client
+        self._owns_http = http_client is None
+        self._ahttp = async_http_client
+        self._owns_ahttp = async_http_client is None
+        self._ahttp_loop: asyncio.AbstractEventLoop | None = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return (
+            f"CompletionsClient(base_url={self.base_url!r}, options={self.options!r}, "
+            f"max_retries={self.max_retries})"
+        )
+
+    # -- pure preparation ------------------------------------------------------------
+
+    def _prepare(
+        self, request: CompletionRequest, *, stream: bool, extra_headers: Mapping[str, str] | None
+    ) -> _Prepared:
+        if bool(request.stream) != stream:
+            method = "stream()/astream()" if request.stream else "create()/acreate()"
+            raise RequestValidationError(
+                f"a request with stream={request.stream!r} must be sent with {method}"
+            )
+        headers = self._headers
+        if stream or extra_headers:
+            headers = {**headers, **(extra_headers or {})}
+            if stream:
+                headers["Accept"] = "text/event-stream"
+        return _Prepared(self._url, headers, request.to_json())
+
+    # -- sync ------------------------------------------------------------------------
+
+    def _client(self) -> httpx.Client:
+        if self._http is None:
+            with self._lock:
+                if self._http is None:
+                    self._http = httpx.Client(timeout=self.timeout, limits=_LIMITS)
+        return self._http
+
+    def create(
+        self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
+    ) -> Completion:
+        """Send a non-streaming request; return the parsed completion.
+
+        Raises:
+            APIStatusError: (a subclass per status) once retries are exhausted.
+            APIConnectionError / APITimeoutError: no answer, after the retries.
+        """
+        prepared = self._prepare(request, stream=False, extra_headers=extra_headers)
+        retries = 0
+        while True:
+            try:
+                response = self._client().post(
+                    prepared.url, content=prepared.body, headers=prepared.headers
+                )
+            except httpx.TransportError as exc:
+                error: ObiguardError = connection_error(exc, self._secrets)
+            else:
+                if response.is_success:
+                    return parse_completion(response.content, response.headers)
+                error = status_error(
+                    response.status_code, response.headers, response.content, self._secrets
+                )
+            delay = next_delay(error, retries, self.max_retries, self.retry_policy)
+            if delay is None:
+                raise error
+            retries += 1
+            time.sleep(delay)
+
+    def stream(
+        self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
+    ) -> Stream:
+        """Send a streaming request (`stream=True`); iterate the returned `Stream`.
+
+        Nothing is sent until the first `next()`.
+        """
+        prepared = self._prepare(request, stream=True, extra_headers=extra_headers)
+        return Stream(lambda holder: self._stream_chunks(prepared, holder))
+
+    def _stream_chunks(
+        self, prepared: _Prepared, holder: Stream
+    ) -> Generator[Completion, None, None]:
+        retries = 0
+        while True:
+            delivered = started = False
+            try:
+                with self._client().stream(
+                    "POST", prepared.url, content=prepared.body, headers=prepared.headers
+                ) as response:
+                    if not response.is_success:
+                        response.read()
+                        raise status_error(
+                            response.status_code, response.headers, response.content, self._secrets
+                        )
+                    started = True
+                    holder.gateway = GatewayInfo.from_headers(response.headers)
+                    events = EventSource(response).iter_sse()
+                    for sse in events:
+                        item = decode_event(sse)
+                        if item is DONE:
+                            for _ in events:  # read to the end so the connection is reused
+                                pass
+                            return
+                        if item is not None:
+                            delivered = True
+                            yield item  # type: ignore[misc]
+                    raise StreamError("stream ended before data: [DONE]", interrupted=True)
+            except _STREAM_FAILURES as exc:
+                error = self._failure(exc, started)
+            delay = (
+                None
+                if delivered
+                else next_delay(error, retries, self.max_retries, self.retry_policy)
+            )
+            if delay is None:
+                raise error
+            retries += 1
+            time.sleep(delay)
+
+    def _failure(self, exc: Exception, started: bool) -> ObiguardError:
+        if started:
+            return stream_error(exc, self._secrets)
+        if isinstance(exc, ObiguardError):
+            return exc
+        return connection_error(exc, self._secrets)
+
+    def close(self) -> None:
+        """Close the pooled sync connections (a client passed in is left open)."""
+        if self._http is not None and self._owns_http:
+            self._http.close()
+            self._http = None
+
+    def __enter__(self) -> CompletionsClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # -- async -----------------------------------------------------------------------
+
+    def _aclient(self) -> httpx.AsyncClient:
+        loop = asyncio.get_running_loop()
+        if self._ahttp is None or (self._owns_ahttp and self._ahttp_loop is not loop):
+            # An AsyncClient's pooled connections belong to the loop that opened them;
+            # a new loop (asyncio.run per call, a test per loop) gets a fresh pool.
+            self._ahttp = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS)
+            self._ahttp_loop = loop
+        return self._ahttp
+
+    async def acreate(
+        self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
+    ) -> Completion:
+        """Async twin of `create`."""
+        prepared = self._prepare(request, stream=False, extra_headers=extra_headers)
+        retries = 0
+        while True:
+            try:
+                response = await self._aclient().post(
+                    prepared.url, content=prepared.body, headers=prepared.headers
+                )
+            except httpx.TransportError as exc:
+                error: ObiguardError = connection_error(exc, self._secrets)
+            else:
+                if response.is_success:
+                    return parse_completion(response.content, response.headers)
+                error = status_error(
+                    response.status_code, response.headers, response.content, self._secrets
+                )
+            delay = next_delay(error, retries, self.max_retries, self.retry_policy)
+            if delay is None:
+                raise error
+            retries += 1
+            await asyncio.sleep(delay)
+
+    def astream(
+        self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
+    ) -> AsyncStream:
+        """Async twin of `stream`: `async for chunk in client.astream(request)`."""
+        prepared = self._prepare(request, stream=True, extra_headers=extra_headers)
+        return AsyncStream(lambda holder: self._astream_chunks(prepared, holder))
+
+    async def _astream_chunks(
+        self, prepared: _Prepared, holder: AsyncStream
+    ) -> AsyncGenerator[Completion, None]:
+        retries = 0
+        while True:
+            delivered = started = False
+            try:
+                async with self._aclient().stream(
+                    "POST", prepared.url, content=prepared.body, headers=prepared.headers
+                ) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        raise status_error(
+                            response.status_code, response.headers, response.content, self._secrets
+                        )
+                    started = True
+                    holder.gateway = GatewayInfo.from_headers(response.headers)
+                    async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                        async for sse in events:
+                            item = decode_event(sse)
+                            if item is DONE:
+                                async for (
+                                    _
+                                ) in events:  # read to the end so the connection is reused
+                                    pass
+                                return
+                            if item is not None:
+                                delivered = True
+                                yield item  # type: ignore[misc]
+                    raise StreamError("stream ended before data: [DONE]", interrupted=True)
+            except _STREAM_FAILURES as exc:
+                error = self._failure(exc, started)
+            delay = (
+                None
+                if delivered
+                else next_delay(error, retries, self.max_retries, self.retry_policy)
+            )
+            if delay is None:
+                raise error
+            retries += 1
+            await asyncio.sleep(delay)
+
+    async def aclose(self) -> None:
+        """Close the pooled async connections (a client passed in is left open)."""
+        if self._ahttp is not None and self._owns_ahttp:
+            await self._ahttp.aclose()
+            self._ahttp = None
+
+    async def __aenter__(self) -> CompletionsClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()

@@ -1,0 +1,104 @@
+"""Pure conversions of HTTP outcomes into completions or typed errors (no I/O)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import httpx
+from httpx_sse import SSEError
+from pydantic import ValidationError
+
+from ._errors import (
+    APIConnectionError,
+    APIResponseValidationError,
+    APIStatusError,
+    APITimeoutError,
+    ObiguardError,
+    StreamError,
+    redact,
+    status_error_class,
+)
+from ._gateway import GatewayInfo
+from ._models import Completion
+from ._streaming import error_message
+
+__all__ = ["connection_error", "parse_completion", "status_error", "stream_error"]
+
+
+def _body(content: bytes, secrets: Iterable[str]) -> Any:
+    text = redact(content.decode("utf-8", errors="replace"), secrets)
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def _str_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+def status_error(
+    status_code: int,
+    headers: Mapping[str, str],
+    content: bytes,
+    secrets: Iterable[str] = (),
+) -> APIStatusError:
+    """The typed error for an HTTP error answer."""
+    secrets = tuple(secrets)
+    body = _body(content, secrets)
+    error = body.get("error") if isinstance(body, dict) else None
+    details = error if isinstance(error, dict) else {}
+    reason = httpx.codes.get_reason_phrase(status_code) or "HTTP error"
+    message = redact(error_message(body, reason), secrets)
+    gateway = GatewayInfo.from_headers(headers)
+    return status_error_class(status_code)(
+        message,
+        status_code=status_code,
+        body=body,
+        error_type=_str_or_none(details.get("type")),
+        error_code=_str_or_none(details.get("code")),
+        request_id=gateway.request_id,
+        trace_id=gateway.trace_id,
+        gateway=gateway.as_dict(),
+        response_headers=dict(headers),
+    )
+
+
+def connection_error(exc: Exception, secrets: Iterable[str] = ()) -> APIConnectionError:
+    """The typed error for a request that got no HTTP answer."""
+    detail = redact(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, httpx.TimeoutException):
+        error: APIConnectionError = APITimeoutError(f"Request timed out: {detail}")
+    else:
+        error = APIConnectionError(f"Connection error: {detail}")
+    error.__cause__ = exc
+    return error
+
+
+def stream_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
+    """The typed error for a failure while reading a started stream."""
+    if isinstance(exc, ObiguardError):
+        return exc
+    if isinstance(exc, httpx.TimeoutException):
+        return connection_error(exc, secrets)
+    detail = redact(str(exc) or type(exc).__name__, secrets)
+    if isinstance(exc, SSEError):
+        error = StreamError(f"not an event stream: {detail}")
+    else:
+        error = StreamError(f"stream interrupted before data: [DONE]: {detail}", interrupted=True)
+    error.__cause__ = exc
+    return error
+
+
+def parse_completion(content: bytes, headers: Mapping[str, str]) -> Completion:
+    """A successful answer's body -> `Completion`, with the gateway headers attached."""
+    try:
+        completion = Completion.model_validate_json(content)
+    except ValidationError as exc:
+        raise APIResponseValidationError(
+            f"the server's answer is not a completion: {content[:200]!r}"
+        ) from exc
+    completion._gateway = GatewayInfo.from_headers(headers)
+    return completion
