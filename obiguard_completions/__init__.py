@@ -43,14 +43,28 @@ from ._models import (
     StreamOptions,
 )
 from ._retry import RETRYABLE_STATUSES, RetryPolicy
+from ._settings import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
+    BODY_FIELDS,
+    PROVIDER_API_KEY_ENV,
+    env_base_url,
+    env_secret,
+    merge_stop,
+    require_api_key,
+)
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
 
 __all__ = [
+    "API_KEY_ENV",
+    "BASE_URL_ENV",
+    "BODY_FIELDS",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
     "FIELD_BOUNDS",
     "GATEWAY_HEADERS",
+    "PROVIDER_API_KEY_ENV",
     "RETRYABLE_STATUSES",
     "SECRET_HEADERS",
     "USER_AGENT",
@@ -85,6 +99,10 @@ __all__ = [
     "StreamOptions",
     "UnprocessableEntityError",
     "__version__",
+    "env_base_url",
+    "env_secret",
     "is_secret_header",
+    "merge_stop",
     "redact_headers",
+    "require_api_key",
 ]
