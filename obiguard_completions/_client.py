@@ -21,7 +21,7 @@ from httpx_sse import EventSource, SSEError
 
 from ._errors import ObiguardError, RequestValidationError, StreamError
 from ._gateway import GatewayInfo
-from ._headers import GatewayOptions
+from ._headers import GatewayOptions, lower_names
 from ._models import Completion, CompletionRequest
 from ._response import connection_error, parse_completion, status_error, stream_error
 from ._retry import RetryPolicy, next_delay
@@ -75,7 +75,7 @@ class CompletionsClient:
         self.max_retries = max_retries
         self.retry_policy = retry_policy or RetryPolicy()
         self._url = f"{self.base_url}/completions"
-        self._headers = {"Content-Type": "application/json", **self.options.to_headers()}
+        self._headers = {"content-type": "application/json", **self.options.to_headers()}
         self._secrets = self.options.secrets()
         self._http = http_client
         self._owns_http = http_client is None
@@ -102,9 +102,9 @@ class CompletionsClient:
             )
         headers = self._headers
         if stream or extra_headers:
-            headers = {**headers, **(extra_headers or {})}
+            headers = {**headers, **lower_names(extra_headers or {})}
             if stream:
-                headers["Accept"] = "text/event-stream"
+                headers["accept"] = "text/event-stream"
         return _Prepared(self._url, headers, request.to_json())
 
     # -- sync ------------------------------------------------------------------------
@@ -132,11 +132,11 @@ class CompletionsClient:
                 response = self._client().post(
                     prepared.url, content=prepared.body, headers=prepared.headers
                 )
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:
                 error: ObiguardError = connection_error(exc, self._secrets)
             else:
                 if response.is_success:
-                    return parse_completion(response.content, response.headers)
+                    return parse_completion(response.content, response.headers, self._secrets)
                 error = status_error(
                     response.status_code, response.headers, response.content, self._secrets
                 )
@@ -177,8 +177,10 @@ class CompletionsClient:
                     for sse in events:
                         item = decode_event(sse)
                         if item is DONE:
-                            for _ in events:  # read to the end so the connection is reused
-                                pass
+                            # Read to the end so the connection goes back to the pool.
+                            with contextlib.suppress(*_STREAM_FAILURES):
+                                for _ in events:
+                                    pass
                             return
                         if item is not None:
                             delivered = True
@@ -242,11 +244,11 @@ class CompletionsClient:
                 response = await self._aclient().post(
                     prepared.url, content=prepared.body, headers=prepared.headers
                 )
-            except httpx.TransportError as exc:
+            except httpx.HTTPError as exc:
                 error: ObiguardError = connection_error(exc, self._secrets)
             else:
                 if response.is_success:
-                    return parse_completion(response.content, response.headers)
+                    return parse_completion(response.content, response.headers, self._secrets)
                 error = status_error(
                     response.status_code, response.headers, response.content, self._secrets
                 )

@@ -16,6 +16,7 @@ __all__ = [
     "USER_AGENT",
     "GatewayOptions",
     "is_secret_header",
+    "lower_names",
     "redact_headers",
 ]
 
@@ -50,6 +51,12 @@ def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
     return {
         name: ("**********" if is_secret_header(name) else value) for name, value in headers.items()
     }
+
+
+def lower_names(headers: Mapping[str, Any]) -> dict[str, str]:
+    """Headers with lower-case names (so a later spelling replaces an earlier one) and
+    None values left out."""
+    return {name.lower(): str(value) for name, value in headers.items() if value is not None}
 
 
 def _json_header(value: str | Mapping[str, Any]) -> str:
@@ -91,14 +98,15 @@ class GatewayOptions:
     """Extra headers, sent as given (after the ones above, so they win)."""
 
     def to_headers(self) -> dict[str, str]:
-        """The request headers, None values left out, booleans as "true"/"false"."""
-        headers: dict[str, str] = {"User-Agent": USER_AGENT}
+        """The request headers (lower-case names), None values left out, booleans as
+        `"true"`/`"false"`."""
+        headers: dict[str, str] = {"user-agent": USER_AGENT}
         api_key = _secret_value(self.api_key)
         if api_key:
             headers["x-obiguard-api-key"] = api_key
         provider_key = _secret_value(self.provider_api_key)
         if provider_key:
-            headers["Authorization"] = f"Bearer {provider_key}"
+            headers["authorization"] = f"Bearer {provider_key}"
         if self.provider is not None:
             headers["x-obiguard-provider"] = self.provider
         if self.config is not None:
@@ -114,7 +122,7 @@ class GatewayOptions:
                 "true" if self.cache_force_refresh else "false"
             )
         if self.default_headers:
-            headers.update({k: str(v) for k, v in self.default_headers.items() if v is not None})
+            headers.update(lower_names(self.default_headers))
         return headers
 
     def secrets(self) -> tuple[str, ...]:

@@ -62,23 +62,45 @@ def status_error(
         request_id=gateway.request_id,
         trace_id=gateway.trace_id,
         gateway=gateway.as_dict(),
-        response_headers=dict(headers),
+        response_headers={name: redact(value, secrets) for name, value in headers.items()},
     )
 
 
-def connection_error(exc: Exception, secrets: Iterable[str] = ()) -> APIConnectionError:
-    """The typed error for a request that got no HTTP answer."""
+def connection_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
+    """The typed error for a request that got no (readable) HTTP answer."""
     detail = redact(str(exc) or type(exc).__name__, secrets)
+    error: ObiguardError
     if isinstance(exc, httpx.TimeoutException):
-        error: APIConnectionError = APITimeoutError(f"Request timed out: {detail}")
+        error = APITimeoutError(f"Request timed out: {detail}")
+    elif isinstance(exc, httpx.DecodingError):
+        error = APIResponseValidationError(f"the server's answer could not be decoded: {detail}")
     else:
         error = APIConnectionError(f"Connection error: {detail}")
     error.__cause__ = exc
     return error
 
 
+def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, dict):
+        return {key: _redact_value(item, secrets) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_redact_value(item, secrets) for item in value]
+    return value
+
+
 def stream_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
     """The typed error for a failure while reading a started stream."""
+    secrets = tuple(secrets)
+    if isinstance(exc, StreamError):
+        redacted = StreamError(
+            redact(exc.message, secrets),
+            body=_redact_value(exc.body, secrets),
+            interrupted=exc.interrupted,
+        )
+        redacted.__cause__ = exc.__cause__
+        return redacted
     if isinstance(exc, ObiguardError):
         return exc
     if isinstance(exc, httpx.TimeoutException):
@@ -92,13 +114,16 @@ def stream_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
     return error
 
 
-def parse_completion(content: bytes, headers: Mapping[str, str]) -> Completion:
+def parse_completion(
+    content: bytes, headers: Mapping[str, str], secrets: Iterable[str] = ()
+) -> Completion:
     """A successful answer's body -> `Completion`, with the gateway headers attached."""
     try:
         completion = Completion.model_validate_json(content)
-    except ValidationError as exc:
+    except ValidationError:
+        shown = redact(content[:200].decode("utf-8", errors="replace"), secrets)
         raise APIResponseValidationError(
-            f"the server's answer is not a completion: {content[:200]!r}"
-        ) from exc
+            f"the server's answer is not a completion: {shown!r}"
+        ) from None
     completion._gateway = GatewayInfo.from_headers(headers)
     return completion

@@ -15,6 +15,7 @@ import random
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timezone
 
 from ._errors import APIConnectionError, APIStatusError, ObiguardError, StreamError
 
@@ -72,9 +73,12 @@ def parse_retry_after(headers: Mapping[str, str], *, now: float | None = None) -
     try:
         seconds = float(raw)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(raw) if raw.strip() else None
-        if parsed is None:
+        try:
+            parsed = email.utils.parsedate_to_datetime(raw)
+        except (TypeError, ValueError, IndexError):
             return None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=timezone.utc)
         seconds = parsed.timestamp() - (time.time() if now is None else now)
         return max(seconds, 0.0)
     return seconds if seconds >= 0 else None
