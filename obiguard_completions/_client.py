@@ -188,11 +188,8 @@ class CompletionsClient:
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
-            delay = (
-                None
-                if delivered
-                else next_delay(error, retries, self.max_retries, self.retry_policy)
-            )
+            policy = self.retry_policy
+            delay = None if delivered else next_delay(error, retries, self.max_retries, policy)
             if delay is None:
                 raise error
             retries += 1
@@ -229,9 +226,25 @@ class CompletionsClient:
         if self._ahttp is None or (self._owns_ahttp and self._ahttp_loop is not loop):
             # An AsyncClient's pooled connections belong to the loop that opened them;
             # a new loop (asyncio.run per call, a test per loop) gets a fresh pool.
+            self._release_foreign_pool(loop)
             self._ahttp = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS)
             self._ahttp_loop = loop
         return self._ahttp
+
+    def _release_foreign_pool(self, loop: asyncio.AbstractEventLoop) -> bool:
+        """Let go of an owned async pool made on another event loop; True if one was.
+
+        Its connections can only be closed on their own loop: when that loop still runs
+        (another thread) the close is scheduled there; when it has ended, the pool is
+        dropped and its sockets close as it is collected.
+        """
+        old, old_loop = self._ahttp, self._ahttp_loop
+        if old is None or not self._owns_ahttp or old_loop is loop:
+            return False
+        self._ahttp = self._ahttp_loop = None
+        if old_loop is not None and old_loop.is_running() and not old_loop.is_closed():
+            asyncio.run_coroutine_threadsafe(old.aclose(), old_loop)
+        return True
 
     async def acreate(
         self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
@@ -286,10 +299,10 @@ class CompletionsClient:
                         async for sse in events:
                             item = decode_event(sse)
                             if item is DONE:
-                                async for (
-                                    _
-                                ) in events:  # read to the end so the connection is reused
-                                    pass
+                                # Read to the end so the connection goes back to the pool.
+                                with contextlib.suppress(*_STREAM_FAILURES):
+                                    async for _ in events:
+                                        pass
                                 return
                             if item is not None:
                                 delivered = True
@@ -297,11 +310,8 @@ class CompletionsClient:
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
-            delay = (
-                None
-                if delivered
-                else next_delay(error, retries, self.max_retries, self.retry_policy)
-            )
+            policy = self.retry_policy
+            delay = None if delivered else next_delay(error, retries, self.max_retries, policy)
             if delay is None:
                 raise error
             retries += 1
@@ -309,9 +319,11 @@ class CompletionsClient:
 
     async def aclose(self) -> None:
         """Close the pooled async connections (a client passed in is left open)."""
+        if self._release_foreign_pool(asyncio.get_running_loop()):
+            return
         if self._ahttp is not None and self._owns_ahttp:
             await self._ahttp.aclose()
-            self._ahttp = None
+            self._ahttp = self._ahttp_loop = None
 
     async def __aenter__(self) -> CompletionsClient:
         return self

@@ -294,11 +294,23 @@ class CompletionUsage(BaseModel):
     """prompt_tokens + completion_tokens."""
 
     def __add__(self, other: CompletionUsage) -> CompletionUsage:
-        return CompletionUsage(
-            prompt_tokens=self.prompt_tokens + other.prompt_tokens,
-            completion_tokens=self.completion_tokens + other.completion_tokens,
-            total_tokens=self.total_tokens + other.total_tokens,
-        )
+        """Usage of two requests together: every count summed, details included."""
+        return CompletionUsage.model_validate(_sum_counts(self.model_dump(), other.model_dump()))
+
+
+def _sum_counts(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
+    """Sum two usage mappings key by key (nested detail mappings too); a value present on
+    one side only is kept as it is."""
+    total = dict(left)
+    for key, value in right.items():
+        mine = total.get(key)
+        if isinstance(mine, dict) and isinstance(value, dict):
+            total[key] = _sum_counts(mine, value)
+        elif isinstance(mine, int | float) and isinstance(value, int | float):
+            total[key] = mine + value
+        elif mine is None:
+            total[key] = value
+    return total
 
 
 class Completion(BaseModel):

@@ -82,10 +82,12 @@ def decode_event(sse: ServerSentEvent) -> Completion | _Done | None:
             raise StreamError(error_message(payload, "error in stream"), body=payload)
     try:
         return Completion.model_validate_json(data)
-    except ValidationError as exc:
+    except ValidationError:
+        # `from None`: the validation error repeats the raw data, which the caller's
+        # redaction of this error's message and body would not reach.
         raise StreamError(
             f"stream event is not a completion chunk: {data[:200]!r}", body=_load(data)
-        ) from exc
+        ) from None
 
 
 class Stream(Iterator[Completion]):
