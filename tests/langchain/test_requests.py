@@ -1,0 +1,182 @@
+"""What goes on the wire: body fields, headers, call-time arguments, stop merging."""
+
+from __future__ import annotations
+
+import json
+
+import httpx
+import pytest
+
+from tests.fault_server import FaultServer
+from tests.langchain.helpers import API_KEY, PROVIDER_KEY, MockGateway, server_llm
+
+
+def test_unset_fields_never_reach_the_body(gateway: MockGateway) -> None:
+    gateway.llm().invoke("Hi")
+    assert gateway.bodies() == [
+        {"model": "gpt-3.5-turbo-instruct", "prompt": "Hi", "max_tokens": 256}
+    ]
+    assert b"null" not in gateway.requests[0].content
+
+
+def test_configured_body_fields_are_sent(gateway: MockGateway) -> None:
+    llm = gateway.llm(
+        model="m",
+        temperature=0.5,
+        top_p=0.9,
+        frequency_penalty=0.1,
+        presence_penalty=-0.1,
+        logit_bias={"50256": -100},
+        seed=7,
+        echo=False,
+        suffix="end",
+        user="u1",
+        max_tokens=None,
+    )
+    llm.invoke("Hi")
+    assert gateway.bodies()[0] == {
+        "model": "m",
+        "prompt": "Hi",
+        "temperature": 0.5,
+        "top_p": 0.9,
+        "frequency_penalty": 0.1,
+        "presence_penalty": -0.1,
+        "logit_bias": {"50256": -100},
+        "seed": 7,
+        "echo": False,
+        "suffix": "end",
+        "user": "u1",
+    }
+
+
+def test_obiguard_headers_are_sent(gateway: MockGateway) -> None:
+    llm = gateway.llm(
+        provider="openai",
+        provider_api_key=PROVIDER_KEY,
+        config={"retry": {"attempts": 2}},
+        trace_id="trace-1",
+        obiguard_metadata={"team": "a"},
+        cache_namespace="ns",
+        cache_force_refresh=True,
+        default_headers={"x-custom": "1"},
+    )
+    llm.invoke("Hi")
+    headers = gateway.requests[0].headers
+    assert headers["x-obiguard-api-key"] == API_KEY
+    assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert headers["x-obiguard-provider"] == "openai"
+    assert json.loads(headers["x-obiguard-config"]) == {"retry": {"attempts": 2}}
+    assert headers["x-obiguard-trace-id"] == "trace-1"
+    assert json.loads(headers["x-obiguard-metadata"]) == {"team": "a"}
+    assert headers["x-obiguard-cache-namespace"] == "ns"
+    assert headers["x-obiguard-cache-force-refresh"] == "true"
+    assert headers["x-custom"] == "1"
+
+
+def test_call_time_arguments_override_for_that_call_only(gateway: MockGateway) -> None:
+    llm = gateway.llm(temperature=0.1)
+    llm.invoke("Hi", temperature=0.9, model="other", max_tokens=5)
+    llm.invoke("Hi")
+    first, second = gateway.bodies()
+    assert (first["temperature"], first["model"], first["max_tokens"]) == (0.9, "other", 5)
+    assert (second["temperature"], second["model"], second["max_tokens"]) == (
+        0.1,
+        "gpt-3.5-turbo-instruct",
+        256,
+    )
+
+
+def test_call_time_none_leaves_the_field_out(gateway: MockGateway) -> None:
+    gateway.llm(temperature=0.1).invoke("Hi", temperature=None)
+    assert "temperature" not in gateway.bodies()[0]
+
+
+def test_bound_arguments_reach_the_body(gateway: MockGateway) -> None:
+    gateway.llm().bind(seed=3, stop=["\n"]).invoke("Hi")
+    body = gateway.bodies()[0]
+    assert (body["seed"], body["stop"]) == (3, ["\n"])
+
+
+def test_unknown_call_argument_fails_before_any_request(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match=r"unknown call argument.*temprature.*model_kwargs"):
+        gateway.llm().invoke("Hi", temprature=0.5)
+    assert gateway.requests == []
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"temperature": 3}, "temperature must be between 0 and 2, got 3"),
+        ({"logprobs": 6}, "logprobs must be between 0 and 5"),
+        ({"logit_bias": {"1": 150}}, r"logit_bias.*\[-100, 100\]"),
+        ({"n": 2, "best_of": 1}, "best_of must be >= n"),
+        ({"max_tokens": -1}, "max_tokens must be >= 0"),
+    ],
+)
+def test_bad_call_time_value_fails_before_any_request(
+    gateway: MockGateway, kwargs: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        gateway.llm().invoke("Hi", **kwargs)  # type: ignore[arg-type]
+    assert gateway.requests == []
+
+
+async def test_bad_call_time_value_fails_before_any_async_request(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match="temperature"):
+        await gateway.llm().ainvoke("Hi", temperature=5)
+    assert gateway.requests == []
+
+
+def test_model_kwargs_are_sent_as_extra_body_fields(gateway: MockGateway) -> None:
+    llm = gateway.llm(model_kwargs={"top_k": 5, "repetition_penalty": 1.1})
+    llm.invoke("Hi", model_kwargs={"top_k": 9})
+    body = gateway.bodies()[0]
+    assert (body["top_k"], body["repetition_penalty"]) == (9, 1.1)
+
+
+def test_call_time_model_kwargs_may_not_repeat_a_spec_field(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match=r"model_kwargs may not hold.*temperature"):
+        gateway.llm().invoke("Hi", model_kwargs={"temperature": 1})
+    assert gateway.requests == []
+
+
+def test_call_time_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
+    gateway.llm(stop=["\n\n", "END"]).invoke("Hi", stop=["END", "Observation:"])
+    assert gateway.bodies()[0]["stop"] == ["\n\n", "END", "Observation:"]
+
+
+def test_more_than_four_merged_stop_sequences_fail_before_any_request(
+    gateway: MockGateway,
+) -> None:
+    with pytest.raises(ValueError, match="at most 4 stop sequences"):
+        gateway.llm(stop=["a", "b", "c"]).invoke("Hi", stop=["d", "e"])
+    assert gateway.requests == []
+
+
+def test_one_connection_pool_per_instance(server: FaultServer) -> None:
+    llm = server_llm(server)
+    for _ in range(3):
+        llm.invoke("Hi")
+    assert server.connections_opened == 1
+
+
+def test_changing_a_transport_field_takes_effect_on_the_next_call(gateway: MockGateway) -> None:
+    llm = gateway.llm()
+    llm.invoke("Hi")
+    llm.trace_id = "trace-2"
+    llm.invoke("Hi")
+    assert "x-obiguard-trace-id" not in gateway.requests[0].headers
+    assert gateway.requests[1].headers["x-obiguard-trace-id"] == "trace-2"
+
+
+def test_http_error_is_the_typed_transport_error(gateway: MockGateway) -> None:
+    from obiguard_completions import GuardrailError
+
+    gateway.reply(httpx.Response(446, json={"error": {"message": "blocked"}}))
+    with pytest.raises(GuardrailError, match="blocked"):
+        gateway.llm().invoke("Hi")
+
+
+def test_a_configured_stop_string_is_merged_too(gateway: MockGateway) -> None:
+    gateway.llm(stop="END").invoke("Hi", stop=["\n"])
+    assert gateway.bodies()[0]["stop"] == ["END", "\n"]
