@@ -84,6 +84,19 @@ class CompletionsClient:
         self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
 
+    def __deepcopy__(self, memo: dict[int, object]) -> CompletionsClient:
+        """A copy with the same settings and its own (not yet opened) pools; clients
+        passed in are shared, not copied."""
+        return CompletionsClient(
+            base_url=self.base_url,
+            options=self.options,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            retry_policy=self.retry_policy,
+            http_client=None if self._owns_http else self._http,
+            async_http_client=None if self._owns_ahttp else self._ahttp,
+        )
+
     def __repr__(self) -> str:
         return (
             f"CompletionsClient(base_url={self.base_url!r}, options={self.options!r}, "

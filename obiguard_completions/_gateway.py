@@ -16,6 +16,7 @@ GATEWAY_HEADERS: dict[str, str] = {
 """Response header name -> `GatewayInfo` attribute."""
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-obiguard-request-id")
+_WANTED = frozenset(GATEWAY_HEADERS) | frozenset(_REQUEST_ID_HEADERS)
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,21 @@ class GatewayInfo:
     @classmethod
     def from_headers(cls, headers: Mapping[str, str]) -> GatewayInfo:
         """Read the gateway headers (case-insensitive mapping, e.g. `httpx.Headers`)."""
-        values = {attr: headers.get(name) for name, attr in GATEWAY_HEADERS.items()}
-        request_id = next((headers[name] for name in _REQUEST_ID_HEADERS if name in headers), None)
+        # One pass over the headers: lookups on `httpx.Headers` each rescan the list.
+        found = {
+            lowered: value
+            for name, value in headers.items()
+            if (lowered := name.lower()) in _WANTED
+        }
+        if not found:
+            return _EMPTY
+        request_id = next((found[name] for name in _REQUEST_ID_HEADERS if name in found), None)
+        values = {attr: found.get(name) for name, attr in GATEWAY_HEADERS.items()}
         return cls(request_id=request_id, **values)
 
     def as_dict(self) -> dict[str, str]:
         """The headers that were present, as `{attribute: value}`."""
         return {key: value for key, value in vars(self).items() if value is not None}
+
+
+_EMPTY = GatewayInfo()
