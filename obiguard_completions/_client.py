@@ -9,12 +9,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 import threading
 import time
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
+from typing import Any
 
 import httpx
 from httpx_sse import EventSource, SSEError
@@ -35,6 +38,17 @@ DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
 DEFAULT_TIMEOUT = 60.0
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _STREAM_FAILURES = (httpx.HTTPError, SSEError, ObiguardError)
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    """One verified TLS context for every pool: loading the CA bundle costs tens of
+    milliseconds, which each new `httpx.Client` would otherwise pay again."""
+    return httpx.create_ssl_context()
+
+
+def _pool_options(timeout: httpx.Timeout) -> dict[str, Any]:
+    return {"timeout": timeout, "limits": _LIMITS, "verify": _ssl_context()}
 
 
 @dataclass(frozen=True)
@@ -126,7 +140,7 @@ class CompletionsClient:
         if self._http is None:
             with self._lock:
                 if self._http is None:
-                    self._http = httpx.Client(timeout=self.timeout, limits=_LIMITS)
+                    self._http = httpx.Client(**_pool_options(self.timeout))
         return self._http
 
     def create(
@@ -240,7 +254,7 @@ class CompletionsClient:
             # An AsyncClient's pooled connections belong to the loop that opened them;
             # a new loop (asyncio.run per call, a test per loop) gets a fresh pool.
             self._release_foreign_pool(loop)
-            self._ahttp = httpx.AsyncClient(timeout=self.timeout, limits=_LIMITS)
+            self._ahttp = httpx.AsyncClient(**_pool_options(self.timeout))
             self._ahttp_loop = loop
         return self._ahttp
 
