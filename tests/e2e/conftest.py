@@ -113,6 +113,8 @@ class Target:
     """Whether a stream asked for `stream_options.include_usage` ends with a usage chunk."""
     deterministic: bool
     """Whether a request repeated (temperature 0, or the same seed) gives the same text."""
+    provider: str | None = None
+    """`x-obiguard-provider`, when the API key alone does not route to a provider."""
 
     def langchain(self, **fields: Any) -> LangChainLLM:
         """A LangChain `ObiguardLLM` on this target: greedy, `MAX_TOKENS`, unless `fields` say."""
@@ -128,6 +130,7 @@ class Target:
             "model": self.model,
             "api_key": self.api_key,
             "base_url": self.base_url,
+            "provider": self.provider,
             "max_tokens": MAX_TOKENS,
             "temperature": 0.0,
             "timeout": 60.0,

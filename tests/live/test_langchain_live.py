@@ -1,0 +1,12 @@
+"""The LangChain end-to-end scenarios, collected again to run against the live `target`.
+
+Imported, not copied: pytest resolves their `target` fixture from `tests/live/conftest.py`.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.e2e.test_langchain_scenarios import *  # noqa: F403
+
+pytestmark = pytest.mark.live
