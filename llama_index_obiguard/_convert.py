@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import difflib
 import math
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from llama_index.core.base.llms.types import (
@@ -18,6 +18,7 @@ from llama_index.core.base.llms.types import (
     LogProb,
     MessageRole,
 )
+from llama_index.core.llms.llm import LLM
 
 from obiguard_completions import (
     BODY_FIELDS,
@@ -33,9 +34,11 @@ from obiguard_completions import (
 
 __all__ = [
     "CALL_HEADER_OPTIONS",
+    "MASK",
     "REQUEST_FIELDS",
     "RESERVED_KWARGS",
     "SECRET_KWARGS",
+    "SETTINGS",
     "StreamAccumulator",
     "build_request",
     "check_extra_name",
@@ -64,19 +67,38 @@ RESERVED_KWARGS = frozenset({"prompt", "stream", "stream_options", "extra_body"}
 SECRET_KWARGS = frozenset({"api_key", "provider_api_key"})
 """Never accepted per call or in `additional_kwargs`: they would end up in the body."""
 
+SETTINGS = frozenset(
+    {
+        "base_url",
+        "default_headers",
+        "timeout",
+        "max_retries",
+        "context_window",
+        "http_client",
+        "async_http_client",
+        "additional_kwargs",
+        *LLM.model_fields,
+    }
+)
+"""`ObiguardLLM` settings that are neither body fields nor per-request gateway headers:
+refused per call and in `additional_kwargs`, where they would be sent as body fields."""
+
 MASK = "**********"
+"""What `to_dict`, `to_json` and `repr` show instead of a secret value."""
+
 _REQUEST_FIELD_SET = frozenset(REQUEST_FIELDS)
 _STREAM_OPTIONS = StreamOptions(include_usage=True)
 _NAN = math.nan
-_KNOWN_NAMES = (*REQUEST_FIELDS, *CALL_HEADER_OPTIONS)
+_KNOWN_NAMES = (*REQUEST_FIELDS, *CALL_HEADER_OPTIONS, *sorted(SETTINGS))
+_EXTRA_KWARGS = "additional_kwargs"
 
 
 def check_extra_name(name: str, where: str) -> None:
     """Reject a name that must not go into the body as an extra field.
 
     Raises:
-        RequestValidationError: `name` is a secret, a field the adapter sets itself, or
-            a likely misspelling of a known argument.
+        RequestValidationError: `name` is a secret, a field the adapter sets itself, an
+            `ObiguardLLM` setting, or a likely misspelling of a known argument.
     """
     if name in SECRET_KWARGS:
         raise RequestValidationError(
@@ -86,6 +108,11 @@ def check_extra_name(name: str, where: str) -> None:
         raise RequestValidationError(
             f"{name} cannot be given in {where}: it is set by the adapter "
             "(use stream_complete/astream_complete to stream)"
+        )
+    if name in SETTINGS or name in CALL_HEADER_OPTIONS:
+        raise RequestValidationError(
+            f"{name} cannot be given in {where}: it is a setting of the ObiguardLLM, not a "
+            f"body field; set it on the LLM, or use llm.model_copy(update={{{name!r}: ...}})"
         )
     # An extra field may be any provider option, but one a letter away from a known
     # name is a typo that would otherwise be sent, and ignored, silently.
@@ -110,7 +137,8 @@ def build_request(
     `extra_body` its `additional_kwargs`. Call-time keywords win over both: a spec field
     replaces the constructor's value (`stop` included), a gateway option (`trace_id`,
     `obiguard_metadata`, ...) becomes a header of this request only, any other name is
-    an extra body field. A call-time None means "not given".
+    an extra body field. A call-time `additional_kwargs={...}` counts as its entries
+    given as keywords. A call-time None means "not given".
 
     Raises:
         RequestValidationError: a bad value or a forbidden name, before any I/O.
@@ -118,7 +146,7 @@ def build_request(
     params = dict(defaults)
     extra = dict(extra_body) if extra_body else None
     header_options: dict[str, Any] | None = None
-    for name, value in call_kwargs.items():
+    for name, value in _call_items(call_kwargs):
         if value is None:
             continue
         if name in _REQUEST_FIELD_SET:
@@ -139,6 +167,21 @@ def build_request(
         built = GatewayOptions(**header_options).to_headers()
         headers = {name: value for name, value in built.items() if name.lower() != "user-agent"}
     return request, headers
+
+
+def _call_items(call_kwargs: Mapping[str, Any]) -> Iterable[tuple[str, Any]]:
+    nested = call_kwargs.get(_EXTRA_KWARGS)
+    if nested is None:
+        return call_kwargs.items()
+    if not isinstance(nested, Mapping):
+        raise RequestValidationError(
+            f"additional_kwargs must be a mapping of extra body fields, got {type(nested).__name__}"
+        )
+    # Its entries first, so a keyword given directly wins over the same name inside.
+    return [
+        *nested.items(),
+        *((name, value) for name, value in call_kwargs.items() if name != _EXTRA_KWARGS),
+    ]
 
 
 def to_logprobs(logprobs: CompletionLogprobs | None) -> list[list[LogProb]] | None:
@@ -172,13 +215,17 @@ def _gateway_kwargs(gateway: GatewayInfo | None) -> dict[str, Any]:
     return info
 
 
+# `model_dump()` minus its keyword handling: this runs once per streamed chunk.
+_as_dict = Completion.__pydantic_serializer__.to_python
+
+
 def completion_response(completion: Completion) -> CompletionResponse:
     """A (non-streamed) `Completion` -> `CompletionResponse`.
 
     `text` is choice 0; with several choices all of them are in
     `additional_kwargs["choices"]` (dicts as in `raw["choices"]`).
     """
-    raw = completion.model_dump()
+    raw = _as_dict(completion)
     choices = completion.choices
     first = choices[0] if choices else None
     kwargs = _gateway_kwargs(completion.gateway)
@@ -212,8 +259,8 @@ class StreamAccumulator:
     def __init__(self) -> None:
         self._text = ""
         self._gateway: dict[str, Any] | None = None
-        self._texts: dict[int, list[str]] = {}
-        self._finish: dict[int, str | None] = {}
+        self._other_texts: dict[int, list[str]] = {}  # choice 0's text is `_text`
+        self._finish: dict[int, str | None] = {}  # every choice seen; None until known
         self._summarized = False
 
     def add(self, chunk: Completion, gateway: GatewayInfo | None) -> CompletionResponse:
@@ -222,29 +269,33 @@ class StreamAccumulator:
             self._gateway = _gateway_kwargs(gateway)
         delta = ""
         logprobs = None
+        finish = self._finish
         for choice in chunk.choices:
-            if choice.index == 0:
+            index = choice.index
+            if index == 0:
                 delta = choice.text
-                logprobs = to_logprobs(choice.logprobs)
-            self._texts.setdefault(choice.index, []).append(choice.text)
-            if choice.finish_reason is not None or choice.index not in self._finish:
-                self._finish[choice.index] = choice.finish_reason
+                if choice.logprobs is not None:
+                    logprobs = to_logprobs(choice.logprobs)
+            else:
+                self._other_texts.setdefault(index, []).append(choice.text)
+            if choice.finish_reason is not None or index not in finish:
+                finish[index] = choice.finish_reason
         if delta:
             self._text += delta
         kwargs = dict(self._gateway)
-        kwargs["finish_reason"] = self._finish.get(0)
+        kwargs["finish_reason"] = finish.get(0)
         usage = chunk.usage
         if usage is not None:
             kwargs["prompt_tokens"] = usage.prompt_tokens
             kwargs["completion_tokens"] = usage.completion_tokens
             kwargs["total_tokens"] = usage.total_tokens
-            if len(self._texts) > 1:
+            if len(finish) > 1:
                 kwargs["choices"] = self.choices()
                 self._summarized = True
         return CompletionResponse(
             text=self._text,
             additional_kwargs=kwargs,
-            raw=chunk.model_dump(),
+            raw=_as_dict(chunk),
             logprobs=logprobs,
             delta=delta,
         )
@@ -252,14 +303,18 @@ class StreamAccumulator:
     def choices(self) -> list[dict[str, Any]]:
         """Every streamed choice so far: index, text, finish_reason."""
         return [
-            {"index": index, "text": "".join(self._texts[index]), "finish_reason": reason}
+            {
+                "index": index,
+                "text": self._text if index == 0 else "".join(self._other_texts[index]),
+                "finish_reason": reason,
+            }
             for index, reason in sorted(self._finish.items())
         ]
 
     def finish(self) -> CompletionResponse | None:
         """After `[DONE]`: a last response (delta "") with every choice, when the server
         streamed several choices and sent no usage chunk to carry them; else None."""
-        if self._summarized or len(self._texts) <= 1:
+        if self._summarized or len(self._finish) <= 1:
             return None
         kwargs = dict(self._gateway or {})
         kwargs["finish_reason"] = self._finish.get(0)

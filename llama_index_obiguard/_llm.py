@@ -8,7 +8,7 @@ converters of `_convert`. The public methods carry LlamaIndex's callback decorat
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
@@ -30,7 +30,9 @@ from llama_index.core.bridge.pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationInfo,
     field_serializer,
+    field_validator,
     model_validator,
 )
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
@@ -53,6 +55,7 @@ from obiguard_completions import (
 )
 
 from ._convert import (
+    MASK,
     REQUEST_FIELDS,
     StreamAccumulator,
     build_request,
@@ -91,6 +94,7 @@ _CLIENT_FIELDS = frozenset(
     }
 )
 _CLIENT_LOCK = threading.Lock()
+_SECRET_FIELDS = {"api_key": API_KEY_ENV, "provider_api_key": PROVIDER_API_KEY_ENV}
 
 
 class ObiguardLLM(LLM):
@@ -180,9 +184,13 @@ class ObiguardLLM(LLM):
 
     @model_validator(mode="before")
     @classmethod
-    def _lift_body_fields(cls, data: Any) -> Any:
-        """Spec fields given in `additional_kwargs` move to their field."""
-        if not isinstance(data, dict) or not data.get("additional_kwargs"):
+    def _check_input(cls, data: Any) -> Any:
+        """Spec fields given in `additional_kwargs` move to their field; masked values
+        (from `to_dict`) are refused rather than sent."""
+        if not isinstance(data, dict):
+            return data
+        _refuse_masked(data)
+        if not data.get("additional_kwargs"):
             return data
         data = dict(data)
         extra = dict(data["additional_kwargs"])
@@ -198,6 +206,13 @@ class ObiguardLLM(LLM):
                 check_extra_name(name, "additional_kwargs")
         data["additional_kwargs"] = extra
         return data
+
+    @field_validator("api_key", "provider_api_key", mode="before")
+    @classmethod
+    def _none_reads_the_environment(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None and info.field_name is not None:
+            return env_secret(_SECRET_FIELDS[info.field_name])
+        return value
 
     @model_validator(mode="after")
     def _check(self) -> ObiguardLLM:
@@ -224,14 +239,35 @@ class ObiguardLLM(LLM):
                 yield name, value
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SECRET_FIELDS:
+            value = _as_secret(value)  # assignment is not validated: keep it a SecretStr
         super().__setattr__(name, value)
         if name in _CLIENT_FIELDS:
             self._client = None
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy with `update` applied (not validated); a key given as a `str` is kept
+        a `SecretStr`. The copy makes its own connection pool."""
+        if update:
+            update = {
+                name: _as_secret(value) if name in _SECRET_FIELDS else value
+                for name, value in update.items()
+            }
+        return super().model_copy(update=update, deep=deep)
 
     def __copy__(self) -> Self:
         copied = super().__copy__()
         copied._client = None  # a copy (e.g. `model_copy(update=...)`) makes its own
         return copied
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # LlamaIndex's `__getstate__` deletes what it cannot pickle (the httpx clients, a
+        # lambda `messages_to_prompt`) from the instance's own `__dict__`, breaking it:
+        # let it work on a copy. The httpx clients stay behind (the caller's, per process).
+        copied = self.__copy__()
+        copied.__dict__["http_client"] = copied.__dict__["async_http_client"] = None
+        state: dict[Any, Any] = super(ObiguardLLM, copied).__getstate__()
+        return state
 
     def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         memo = {} if memo is None else memo
@@ -394,6 +430,36 @@ class ObiguardLLM(LLM):
         """Close the pooled async connections (an `async_http_client` is left open)."""
         if self._client is not None:
             await self._client.aclose()
+
+
+def _as_secret(value: Any) -> Any:
+    return SecretStr(value) if isinstance(value, str) else value
+
+
+def _refuse_masked(data: Mapping[str, Any]) -> None:
+    """A masked secret (as `to_dict` writes it) must be given again, not sent."""
+    headers = data.get("default_headers")
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if value == MASK:
+                raise RequestValidationError(
+                    f"default_headers[{name!r}] is masked ({MASK}, as to_dict() writes "
+                    "secrets): pass the real value, e.g. "
+                    "ObiguardLLM.from_dict(data, default_headers={...})"
+                )
+    if _holds_mask(data.get("config")):
+        raise RequestValidationError(
+            f"config holds a masked secret ({MASK}, as to_dict() writes secrets): pass the "
+            "real config, e.g. ObiguardLLM.from_dict(data, config={...})"
+        )
+
+
+def _holds_mask(value: Any) -> bool:
+    if isinstance(value, Mapping):
+        return any(_holds_mask(item) for item in value.values())
+    if isinstance(value, list):
+        return any(_holds_mask(item) for item in value)
+    return bool(value == MASK)
 
 
 def _responses(stream: Stream) -> CompletionResponseGen:

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 from llama_index.core.llms import LLM, CustomLLM
+from pydantic import SecretStr
 
 import llama_index_obiguard
 from llama_index_obiguard import ObiguardLLM
@@ -68,6 +69,17 @@ def test_api_key_and_base_url_are_read_from_the_environment(
     assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
 
 
+def test_keys_given_as_none_are_read_from_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OBIGUARD_API_KEY", API_KEY)
+    monkeypatch.setenv("OBIGUARD_PROVIDER_API_KEY", PROVIDER_KEY)
+    llm = ObiguardLLM(api_key=None, provider_api_key=None)
+    assert llm.api_key is not None and llm.api_key.get_secret_value() == API_KEY
+    assert llm.provider_api_key is not None
+    assert llm.provider_api_key.get_secret_value() == PROVIDER_KEY
+
+
 def test_missing_api_key_is_a_clear_error_naming_the_variable() -> None:
     with pytest.raises(ValueError, match="OBIGUARD_API_KEY"):
         ObiguardLLM()
@@ -94,6 +106,12 @@ def test_spec_fields_in_additional_kwargs_move_to_their_field() -> None:
     assert llm.max_tokens == 64
     assert llm.metadata.num_output == 64
     assert llm.additional_kwargs == {"top_k": 5}
+
+
+@pytest.mark.parametrize("name", ["timeout", "trace_id", "default_headers", "system_prompt"])
+def test_a_setting_in_additional_kwargs_is_refused_not_sent_as_a_body_field(name: str) -> None:
+    with pytest.raises(ValueError, match=rf"{name} cannot be given in additional_kwargs: it is a"):
+        ObiguardLLM(api_key=API_KEY, additional_kwargs={name: "x"})
 
 
 def test_a_field_given_twice_with_different_values_is_rejected() -> None:
@@ -144,3 +162,25 @@ def test_a_used_llm_can_be_deep_copied(
     llm = make_llm()
     llm.complete("a")
     assert copy.deepcopy(llm).complete("b").text == "Hello world!"
+
+
+def test_a_key_assigned_as_a_string_stays_secret_and_is_sent(
+    make_llm: Callable[..., ObiguardLLM], server: FaultServer
+) -> None:
+    llm = make_llm()
+    llm.complete("a")
+    llm.api_key = "obg-test-SECRET-assigned-0005"  # type: ignore[assignment]
+    llm.complete("b")
+    assert isinstance(llm.api_key, SecretStr)
+    assert "SECRET-assigned" not in repr(llm)
+    assert server.requests[1].headers["x-obiguard-api-key"] == "obg-test-SECRET-assigned-0005"
+
+
+def test_a_copy_with_a_key_given_as_a_string_keeps_it_secret_and_sends_it(
+    make_llm: Callable[..., ObiguardLLM], server: FaultServer
+) -> None:
+    copy_ = make_llm().model_copy(update={"provider_api_key": "sk-test-SECRET-copy-0006"})
+    copy_.complete("x")
+    assert isinstance(copy_.provider_api_key, SecretStr)
+    assert "SECRET-copy" not in repr(copy_)
+    assert server.requests[0].headers["authorization"] == "Bearer sk-test-SECRET-copy-0006"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from llama_index.core import Document, MockEmbedding, VectorStoreIndex
+from llama_index.core import Document, MockEmbedding, Settings, SummaryIndex, VectorStoreIndex
 from llama_index.core.agent.workflow import ReActAgent
 from llama_index.core.prompts import PromptTemplate
 from llama_index.core.tools import FunctionTool
@@ -30,6 +30,20 @@ def test_vector_index_query_engine_answers_through_the_adapter(
     assert str(answer) == "It is PLUM-42."
     prompt = server.requests[-1].json()["prompt"]
     assert FACT in prompt and "What is the vault code?" in prompt
+
+
+def test_settings_llm_serves_a_query_engine_given_no_llm(
+    make_llm: Callable[..., ObiguardLLM], server: FaultServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(Settings, "_llm", None)  # restored after the test
+    server.handler = lambda request: reply_text(request, "It is PLUM-42.")
+    Settings.llm = make_llm()
+
+    engine = SummaryIndex.from_documents([Document(text=FACT)]).as_query_engine()
+    answer = engine.query("What is the vault code?")
+
+    assert str(answer) == "It is PLUM-42."
+    assert FACT in server.requests[-1].json()["prompt"]
 
 
 class Pet(BaseModel):

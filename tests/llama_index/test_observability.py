@@ -10,7 +10,12 @@ from typing import Any
 
 import pytest
 from llama_index.core.base.llms.types import ChatMessage
-from llama_index.core.callbacks import CallbackManager, CBEventType, LlamaDebugHandler
+from llama_index.core.callbacks import (
+    CallbackManager,
+    CBEventType,
+    LlamaDebugHandler,
+    TokenCountingHandler,
+)
 from llama_index.core.instrumentation import get_dispatcher
 from llama_index.core.instrumentation.event_handlers import BaseEventHandler
 from llama_index.core.instrumentation.events import BaseEvent
@@ -25,7 +30,13 @@ from llama_index.core.instrumentation.span_handlers import SimpleSpanHandler
 
 from llama_index_obiguard import ObiguardLLM
 from obiguard_completions import AuthenticationError
-from tests.fault_server import FaultServer, Reply, error_json
+from tests.fault_server import (
+    FaultServer,
+    Reply,
+    completion_json,
+    completion_stream,
+    error_json,
+)
 from tests.llama_index._support import (
     API_KEY,
     NO_WAIT,
@@ -148,6 +159,50 @@ async def test_achat_dispatches_chat_events(
     kinds = {type(e) for e in events.events}
     assert {LLMChatStartEvent, LLMChatEndEvent} <= kinds
     assert LLMCompletionStartEvent not in kinds
+
+
+def _served_usage(server: FaultServer, *, stream: bool) -> None:
+    """Answer with 11 prompt and 3 completion tokens (a word count would give 1 and 1)."""
+    if stream:
+        server.script(Reply(sse_events=completion_stream(["a", "b", "c"], prompt_tokens=11)))
+    else:
+        usage = {"prompt_tokens": 11, "completion_tokens": 3, "total_tokens": 14}
+        server.script(Reply(json_body=completion_json("abc", usage=usage)))
+
+
+_CALLS: dict[str, Callable[[ObiguardLLM], object]] = {
+    "complete": lambda llm: llm.complete("x"),
+    "stream_complete": lambda llm: list(llm.stream_complete("x")),
+    "chat": lambda llm: llm.chat(MESSAGES),
+    "stream_chat": lambda llm: list(llm.stream_chat(MESSAGES)),
+}
+
+
+@pytest.mark.parametrize("call", list(_CALLS))
+def test_token_counting_handler_counts_the_served_usage_once(
+    make_llm: Callable[..., ObiguardLLM], server: FaultServer, call: str
+) -> None:
+    counter = TokenCountingHandler(tokenizer=str.split)
+    llm = make_llm(callback_manager=CallbackManager([counter]))
+    _served_usage(server, stream=call.startswith("stream"))
+
+    _CALLS[call](llm)
+
+    assert len(counter.llm_token_counts) == 1
+    assert (counter.prompt_llm_token_count, counter.completion_llm_token_count) == (11, 3)
+
+
+async def test_token_counting_handler_counts_an_async_stream(
+    make_llm: Callable[..., ObiguardLLM], server: FaultServer
+) -> None:
+    counter = TokenCountingHandler(tokenizer=str.split)
+    llm = make_llm(callback_manager=CallbackManager([counter]))
+    _served_usage(server, stream=True)
+
+    async for _ in await llm.astream_chat(MESSAGES):
+        pass
+
+    assert (counter.prompt_llm_token_count, counter.completion_llm_token_count) == (11, 3)
 
 
 # -- secrets ----------------------------------------------------------------------------

@@ -76,6 +76,35 @@ def test_additional_kwargs_and_unknown_call_keywords_are_extra_body_fields(
     assert (body["top_k"], body["repetition_penalty"], body["min_p"]) == (9, 1.1, 0.05)
 
 
+def test_call_time_additional_kwargs_count_as_keywords_of_that_call(gateway: MockGateway) -> None:
+    llm = gateway.llm(additional_kwargs={"top_k": 5, "min_p": 0.1}, temperature=0.1)
+    llm.complete("x", additional_kwargs={"top_k": 9, "temperature": 0.7})
+    llm.complete("x")
+    first, second = gateway.body(0), gateway.body(1)
+    assert (first["top_k"], first["min_p"], first["temperature"]) == (9, 0.1, 0.7)
+    assert "additional_kwargs" not in first
+    assert (second["top_k"], second["temperature"]) == (5, 0.1)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("timeout", 5),
+        ("max_retries", 0),
+        ("base_url", "http://elsewhere.test/v1"),
+        ("default_headers", {"x-team": "a"}),
+        ("context_window", 100),
+        ("system_prompt", "Be brief."),
+    ],
+)
+def test_a_setting_given_per_call_is_refused_not_sent_as_a_body_field(
+    gateway: MockGateway, name: str, value: object
+) -> None:
+    with pytest.raises(ValueError, match=rf"{name} cannot be given .* setting of the ObiguardLLM"):
+        gateway.llm().complete("x", **{name: value})
+    assert gateway.requests == []
+
+
 def test_gateway_headers_are_sent(
     make_llm: Callable[..., ObiguardLLM], server: FaultServer
 ) -> None:
