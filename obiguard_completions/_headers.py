@@ -59,6 +59,21 @@ def lower_names(headers: Mapping[str, Any]) -> dict[str, str]:
     return {name.lower(): str(value) for name, value in headers.items() if value is not None}
 
 
+def _secret_values_in(tree: Any) -> list[str]:
+    """String values held under credential-like keys anywhere in a config object."""
+    found: list[str] = []
+    if isinstance(tree, Mapping):
+        for key, value in tree.items():
+            if isinstance(value, str) and is_secret_header(str(key)):
+                found.append(value)
+            else:
+                found.extend(_secret_values_in(value))
+    elif isinstance(tree, list | tuple):
+        for item in tree:
+            found.extend(_secret_values_in(item))
+    return found
+
+
 def _json_header(value: str | Mapping[str, Any]) -> str:
     if isinstance(value, str):
         return value
@@ -126,12 +141,15 @@ class GatewayOptions:
         return headers
 
     def secrets(self) -> tuple[str, ...]:
-        """Every secret value these options hold (keys and secret default headers)."""
+        """Every secret value these options hold: the keys, secret default headers, and
+        credential-like values inside a `config` object."""
         values = [_secret_value(self.api_key), _secret_value(self.provider_api_key)]
         for name, value in (self.default_headers or {}).items():
             if is_secret_header(name) and value:
                 values.append(str(value))
                 values.append(str(value).removeprefix("Bearer ").strip())
+        if isinstance(self.config, Mapping):
+            values.extend(_secret_values_in(self.config))
         return tuple(value for value in values if value)
 
     def __repr__(self) -> str:

@@ -20,7 +20,6 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
-    PrivateAttr,
     ValidationError,
     field_validator,
     model_validator,
@@ -190,6 +189,8 @@ class CompletionRequest(BaseModel):
 
     def to_json(self) -> bytes:
         """The JSON body as compact UTF-8 bytes."""
+        if not self.extra_body:
+            return self.model_dump_json(exclude_none=True, exclude={"extra_body"}).encode()
         return json.dumps(self.to_body(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
@@ -333,8 +334,6 @@ class Completion(BaseModel):
     system_fingerprint: str | None = None
     """Backend configuration fingerprint."""
 
-    _gateway: GatewayInfo | None = PrivateAttr(default=None)
-
     @field_validator("choices")
     @classmethod
     def _sort_by_index(cls, choices: list[CompletionChoice]) -> list[CompletionChoice]:
@@ -344,5 +343,12 @@ class Completion(BaseModel):
 
     @property
     def gateway(self) -> GatewayInfo | None:
-        """Gateway response headers of the HTTP response this came from."""
-        return self._gateway
+        """Gateway response headers of the HTTP response this came from (None on stream
+        chunks: see `Stream.gateway`)."""
+        private = self.__pydantic_private__
+        return None if private is None else private.get("gateway")
+
+    def _attach_gateway(self, gateway: GatewayInfo) -> None:
+        # Kept in pydantic's private-state slot rather than a declared PrivateAttr: a
+        # declared one would make pydantic set up private state for every stream chunk.
+        object.__setattr__(self, "__pydantic_private__", {"gateway": gateway})

@@ -125,5 +125,5 @@ def parse_completion(
         raise APIResponseValidationError(
             f"the server's answer is not a completion: {shown!r}"
         ) from None
-    completion._gateway = GatewayInfo.from_headers(headers)
+    completion._attach_gateway(GatewayInfo.from_headers(headers))
     return completion
