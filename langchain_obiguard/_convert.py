@@ -171,11 +171,27 @@ def _generation(choice: CompletionChoice) -> Generation:
     )
 
 
+def _missing(index: int) -> Generation:
+    """The stand-in for a prompt the server sent no choice for (see `_group`)."""
+    return Generation(
+        text="",
+        generation_info={
+            "finish_reason": None,
+            "logprobs": None,
+            "index": index,
+            "missing": True,
+        },
+    )
+
+
 def _group(completion: Completion, prompts: int, n: int, offset: int) -> list[list[Generation]]:
     """Choices -> one list per prompt, strictly by `index // n` (never by position).
 
-    A prompt the server gave fewer (or no) choices gets a shorter (or empty) list; a
-    choice whose index points past the prompts of its request is reported, not guessed.
+    A prompt the server gave fewer choices gets a shorter list; one it gave none gets a
+    single empty-text generation marked `"missing": True` (with `finish_reason` None and
+    the first choice index it was asked for), so LangChain's `invoke`/`batch`, which read
+    `generations[i][0]`, do not fail. A choice whose index points past the prompts of its
+    request is reported, not guessed. Both are logged as warnings.
     """
     groups: list[list[Generation]] = [[] for _ in range(prompts)]
     for choice in completion.choices:
@@ -192,16 +208,20 @@ def _group(completion: Completion, prompts: int, n: int, offset: int) -> list[li
                 n,
                 prompts * n - 1,
             )
-    if len(completion.choices) < prompts * n:
+    unanswered = [slot for slot, group in enumerate(groups) if not group]
+    if unanswered or len(completion.choices) < prompts * n:
         logger.warning(
             "the server answered %d of the %d choices asked (prompts %d-%d, n=%d); "
-            "prompts without an answer get no generation",
+            "prompts without any answer: %s (each gets one empty generation marked missing)",
             len(completion.choices),
             prompts * n,
             offset,
             offset + prompts - 1,
             n,
+            [offset + slot for slot in unanswered] or "none",
         )
+    for slot in unanswered:
+        groups[slot].append(_missing(slot * n))
     return groups
 
 

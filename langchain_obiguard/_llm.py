@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import difflib
+import functools
 import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -27,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from typing_extensions import Self
 
 from obiguard_completions import (
     API_KEY_ENV,
@@ -63,6 +65,9 @@ __all__ = ["ObiguardLLM"]
 
 _T = TypeVar("_T")
 _CLIENT_LOCK = threading.Lock()
+_CLOSING: set[asyncio.Task[None]] = set()
+"""Async pool closes under way (a task needs a strong reference until it is done)."""
+_SECRET_FIELDS = frozenset({"api_key", "provider_api_key"})
 _TRANSPORT_FIELDS = frozenset(
     {
         "api_key",
@@ -95,6 +100,20 @@ async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
+
+
+def _retire(client: CompletionsClient) -> None:
+    """Close a client replaced after a settings change: its sync pool at once, its async
+    pool on this thread's running event loop, if there is one (otherwise that pool is
+    released when collected)."""
+    client.close()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    task = loop.create_task(client.aclose())
+    _CLOSING.add(task)
+    task.add_done_callback(_CLOSING.discard)
 
 
 class ObiguardLLM(BaseLLM):
@@ -246,7 +265,7 @@ class ObiguardLLM(BaseLLM):
         check_model_kwargs(self.model_kwargs)
         # Build one request now, so a bad value fails here, not at the server.
         plan_call(
-            self._settings(),
+            self._call_settings,
             ["x"],
             None,
             {},
@@ -357,29 +376,55 @@ class ObiguardLLM(BaseLLM):
     # -- transport ----------------------------------------------------------------------
 
     def __setattr__(self, name: str, value: Any) -> None:
+        if name in _SECRET_FIELDS and isinstance(value, str):
+            value = SecretStr(value)  # as the constructor does: never held as plain text
         super().__setattr__(name, value)
-        if name in _TRANSPORT_FIELDS:
-            self._client = None  # the next call builds a client with the new settings
         if name in type(self).model_fields:
-            self.__dict__.pop("_serialized", None)
+            self._forget_derived()
+            if name in _TRANSPORT_FIELDS:
+                # The next call builds a client with the new settings; the old one's
+                # pooled connections are closed now rather than left to the collector.
+                old, self._client = self._client, None
+                if old is not None:
+                    _retire(old)
 
-    def __copy__(self) -> ObiguardLLM:
+    def _forget_derived(self) -> None:
+        """Drop the cached values computed from the fields: LangChain's `_serialized`
+        (the `serialized` of callbacks) and `_call_settings`."""
+        self.__dict__.pop("_serialized", None)
+        self.__dict__.pop("_call_settings", None)
+
+    def __copy__(self) -> Self:
         copied = super().__copy__()
         copied.__pydantic_private__ = {"_client": None}
+        # `model_copy(update=...)` sets the copy's fields after this, bypassing __setattr__.
+        copied._forget_derived()
         return copied
 
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> ObiguardLLM:
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
         memo = {} if memo is None else memo
         for shared in (self.http_client, self.http_async_client, self._client):
             if shared is not None:  # connection pools are shared or rebuilt, not copied
                 memo[id(shared)] = shared if shared is not self._client else None
-        return super().__deepcopy__(memo)
+        copied = super().__deepcopy__(memo)
+        copied._forget_derived()
+        return copied
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """As pydantic's; a deep copy with `update` goes through `__deepcopy__` too, so
+        your httpx clients are shared rather than copied (they cannot be)."""
+        if deep and update:
+            return self.__deepcopy__().model_copy(update=update)
+        return super().model_copy(update=update, deep=deep)
 
     def _transport(self) -> CompletionsClient:
-        client = self._client
+        # Not `self._client`: reading a private attribute goes through a failed lookup
+        # along this deep class hierarchy first (a few µs on every call).
+        private = cast("dict[str, Any]", self.__pydantic_private__)
+        client: CompletionsClient | None = private["_client"]
         if client is None:
             with _CLIENT_LOCK:
-                client = self._client
+                client = private["_client"]
                 if client is None:
                     client = CompletionsClient(
                         base_url=self.base_url,
@@ -399,7 +444,7 @@ class ObiguardLLM(BaseLLM):
                         http_client=self.http_client,
                         async_http_client=self.http_async_client,
                     )
-                    self._client = client
+                    private["_client"] = client
         return client
 
     def close(self) -> None:
@@ -414,7 +459,10 @@ class ObiguardLLM(BaseLLM):
 
     # -- requests -----------------------------------------------------------------------
 
-    def _settings(self) -> dict[str, Any]:
+    @functools.cached_property
+    def _call_settings(self) -> dict[str, Any]:
+        """The constructor's `model`, body fields and `model_kwargs`, as `plan_call` reads
+        them; computed once, dropped when a field changes (`_forget_derived`)."""
         settings = {name: getattr(self, name) for name in BODY_FIELDS}
         settings["model"] = self.model
         settings["model_kwargs"] = self.model_kwargs
@@ -429,7 +477,7 @@ class ObiguardLLM(BaseLLM):
         stream: bool,
     ) -> CallPlan:
         return plan_call(
-            self._settings(),
+            self._call_settings,
             prompts,
             stop,
             kwargs,

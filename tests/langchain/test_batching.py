@@ -11,7 +11,7 @@ import httpx
 import pytest
 from langchain_core.outputs import Generation
 
-from tests.fault_server import FaultServer, Reply, completion_json
+from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
 from tests.langchain.helpers import MockGateway, server_llm
 
 
@@ -78,14 +78,64 @@ def test_fewer_choices_than_asked_do_not_crash_or_shift(gateway: MockGateway) ->
     assert texts(result.generations) == [["first-of-a"], ["second-of-b"]]
 
 
-def test_a_prompt_with_no_choice_gets_an_empty_list_and_a_warning(
+def test_a_prompt_with_no_choice_gets_one_generation_marked_missing_and_a_warning(
     gateway: MockGateway, caplog: pytest.LogCaptureFixture
 ) -> None:
     gateway.reply(httpx.Response(200, json=completion_json("only one")))
     with caplog.at_level(logging.WARNING, logger="langchain_obiguard"):
         result = gateway.llm().generate(["a", "b"])
-    assert texts(result.generations) == [["only one"], []]
+    assert texts(result.generations) == [["only one"], [""]]
+    assert result.generations[1][0].generation_info == {
+        "finish_reason": None,
+        "logprobs": None,
+        "index": 1,
+        "missing": True,
+    }
     assert "answered 1 of the 2 choices asked" in caplog.text
+    assert "without any answer: [1]" in caplog.text
+
+
+def test_batch_survives_a_server_that_answers_fewer_choices(gateway: MockGateway) -> None:
+    gateway.reply(httpx.Response(200, json=completion_json("only one")))
+    assert gateway.llm().batch(["a", "b", "c"]) == ["only one", "", ""]
+
+
+def test_invoke_survives_an_answer_without_choices(gateway: MockGateway) -> None:
+    body = completion_json("unused")
+    body["choices"] = []
+    gateway.reply(httpx.Response(200, json=body))
+    assert gateway.llm().invoke("a") == ""
+
+
+async def test_abatch_survives_a_server_that_answers_fewer_choices(gateway: MockGateway) -> None:
+    gateway.reply(httpx.Response(200, json=completion_json("only one")))
+    assert await gateway.llm().abatch(["a", "b"]) == ["only one", ""]
+
+
+def test_streamed_generate_survives_a_stream_without_a_choice_for_a_prompt(
+    server: FaultServer,
+) -> None:
+    server.script(Reply(sse_events=completion_stream(["x"], index=0)))
+    result = server_llm(server, streaming=True).generate(["a", "b"])
+    assert texts(result.generations) == [["x"], [""]]
+    assert result.generations[1][0].generation_info["missing"] is True  # type: ignore[index]
+
+
+def test_a_prompt_short_of_its_n_choices_keeps_the_ones_it_got(gateway: MockGateway) -> None:
+    gateway.reply(httpx.Response(200, json=completion_json("just one")))
+    result = gateway.llm(n=2).generate(["a"])
+    assert texts(result.generations) == [["just one"]]
+    assert "missing" not in result.generations[0][0].generation_info  # type: ignore[operator]
+
+
+def test_a_duplicated_index_does_not_leave_another_prompt_without_a_generation(
+    gateway: MockGateway,
+) -> None:
+    body = completion_json(["a0", "again a0"])
+    body["choices"][1]["index"] = 0
+    gateway.reply(httpx.Response(200, json=body))
+    result = gateway.llm().generate(["a", "b"])
+    assert texts(result.generations) == [["a0", "again a0"], [""]]
 
 
 def test_a_choice_index_past_the_prompts_is_logged_not_misattributed(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import httpx
 import pytest
 
-from tests.fault_server import FaultServer
+from tests.fault_server import FaultServer, completion_json
 from tests.langchain.helpers import API_KEY, PROVIDER_KEY, MockGateway, server_llm
 
 
@@ -179,4 +180,53 @@ def test_http_error_is_the_typed_transport_error(gateway: MockGateway) -> None:
 
 def test_a_configured_stop_string_is_merged_too(gateway: MockGateway) -> None:
     gateway.llm(stop="END").invoke("Hi", stop=["\n"])
+    assert gateway.bodies()[0]["stop"] == ["END", "\n"]
+
+
+def test_changing_a_body_field_takes_effect_on_the_next_call(gateway: MockGateway) -> None:
+    llm = gateway.llm(temperature=0.1)
+    llm.invoke("Hi")
+    llm.temperature = 0.7
+    llm.invoke("Hi")
+    assert [body["temperature"] for body in gateway.bodies()] == [0.1, 0.7]
+
+
+def test_a_model_copy_with_updates_sends_the_updated_fields(gateway: MockGateway) -> None:
+    llm = gateway.llm(temperature=0.1)
+    llm.invoke("Hi")
+    llm.model_copy(update={"temperature": 0.7, "model": "other"}).invoke("Hi")
+    last = gateway.bodies()[-1]
+    assert (last["temperature"], last["model"]) == (0.7, "other")
+
+
+def test_changing_a_transport_field_closes_the_old_connection_pool(server: FaultServer) -> None:
+    llm = server_llm(server)
+    llm.invoke("Hi")
+    llm.trace_id = "trace-2"
+    llm.invoke("Hi")
+    assert server.connections_opened == 2
+    assert server.open_connections == 1  # the first pool's connection was closed
+
+
+async def test_changing_a_transport_field_closes_the_old_async_pool(server: FaultServer) -> None:
+    llm = server_llm(server)
+    await llm.ainvoke("Hi")
+    llm.trace_id = "trace-2"
+    await llm.ainvoke("Hi")
+    for _ in range(100):  # the old pool is closed by a task on this loop
+        if server.open_connections == 1:
+            break
+        await asyncio.sleep(0.01)
+    assert (server.connections_opened, server.open_connections) == (2, 1)
+    await llm.aclose()
+
+
+def test_a_bound_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
+    gateway.llm(stop=["END"]).bind(stop=["\n"]).invoke("Hi")
+    assert gateway.bodies()[0]["stop"] == ["END", "\n"]
+
+
+def test_batch_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
+    gateway.reply(httpx.Response(200, json=completion_json(["x", "y"])))
+    gateway.llm(stop="END").batch(["a", "b"], stop=["\n"])
     assert gateway.bodies()[0]["stop"] == ["END", "\n"]

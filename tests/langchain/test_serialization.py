@@ -239,3 +239,69 @@ def test_copies_share_no_connection_pool_but_keep_your_http_client(
 def test_a_custom_http_client_does_not_break_dumps() -> None:
     llm = ObiguardLLM(api_key=API_KEY, http_client=httpx.Client())
     assert json.loads(dumps(llm))["id"] == ["langchain_obiguard", "ObiguardLLM"]
+
+
+def test_dumps_text_holds_no_secret() -> None:
+    llm = ObiguardLLM(api_key=API_KEY, **SECRET_FIELDS)
+    text = dumps(llm, pretty=True)
+    assert_no_secret(text)
+    assert '"OBIGUARD_HEADER_X_API_KEY"' in text and '"OBIGUARD_API_KEY"' in text
+
+
+class StartRecorder(BaseCallbackHandler):
+    """Keeps the `serialized` argument of every `on_llm_start`."""
+
+    def __init__(self) -> None:
+        self.serialized: list[dict[str, Any]] = []
+
+    def on_llm_start(self, serialized: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+        self.serialized.append(serialized)
+
+
+def test_callbacks_see_a_copy_with_its_own_fields(gateway: MockGateway) -> None:
+    recorder = StartRecorder()
+    llm = gateway.llm(model="first")
+    llm.invoke("Hi", config={"callbacks": [recorder]})
+    llm.model_copy(update={"model": "second"}).invoke("Hi", config={"callbacks": [recorder]})
+    assert [s["kwargs"]["model"] for s in recorder.serialized] == ["first", "second"]
+
+
+def test_a_deep_model_copy_with_updates_keeps_your_http_client(gateway: MockGateway) -> None:
+    llm = gateway.llm(model="first")
+    llm.invoke("Hi")
+    copied = llm.model_copy(update={"model": "second"}, deep=True)
+    assert copied.http_client is llm.http_client
+    copied.invoke("Hi")
+    assert gateway.bodies()[-1]["model"] == "second"
+
+
+def test_callbacks_see_a_changed_field(gateway: MockGateway) -> None:
+    recorder = StartRecorder()
+    llm = gateway.llm(model="first")
+    llm.invoke("Hi", config={"callbacks": [recorder]})
+    llm.model = "second"
+    llm.invoke("Hi", config={"callbacks": [recorder]})
+    assert [s["kwargs"]["model"] for s in recorder.serialized] == ["first", "second"]
+
+
+def test_serialized_callback_payload_of_an_llm_with_a_secret_header_holds_no_secret(
+    gateway: MockGateway,
+) -> None:
+    recorder = StartRecorder()
+    llm = gateway.llm(default_headers={"Authorization": f"Bearer {HEADER_SECRET}"})
+    llm.invoke("Hi", config={"callbacks": [recorder]})
+    llm.stream("Hi", config={"callbacks": [recorder]})
+    (serialized,) = recorder.serialized
+    assert_no_secret(json.dumps(serialized))
+    assert serialized["kwargs"]["default_headers"]["Authorization"]["type"] == "secret"
+
+
+def test_a_key_assigned_as_plain_text_is_kept_secret(gateway: MockGateway) -> None:
+    llm = gateway.llm()
+    llm.api_key = "obg-SECRET-assigned-later"  # type: ignore[assignment]
+    llm.provider_api_key = PROVIDER_KEY  # type: ignore[assignment]
+    assert "SECRET" not in repr(llm) + str(llm)
+    llm.invoke("Hi")
+    headers = gateway.requests[0].headers
+    assert headers["x-obiguard-api-key"] == "obg-SECRET-assigned-later"
+    assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"

@@ -194,3 +194,30 @@ async def test_async_calls_run_on_the_event_loop_thread(gateway: MockGateway) ->
     await llm.ainvoke("Hi")
     [c async for c in llm.astream("Hi")]
     assert threads == [threading.get_ident()] * 2
+
+
+def test_streaming_true_invoke_of_a_stream_cut_before_done_raises(server: FaultServer) -> None:
+    server.script(Reply(sse_events=completion_stream(["a", "b"], done=False)))
+    with pytest.raises(StreamError, match=r"\[DONE\]"):
+        server_llm(server, streaming=True).invoke("Hi")
+
+
+async def test_streaming_true_ainvoke_of_a_stream_cut_before_done_raises(
+    server: FaultServer,
+) -> None:
+    server.script(Reply(sse_events=completion_stream(["a", "b"]), cut_after_events=1))
+    with pytest.raises(StreamError):
+        await server_llm(server, streaming=True).ainvoke("Hi")
+
+
+def test_stream_cut_reports_the_error_to_callbacks_not_a_result(server: FaultServer) -> None:
+    errors: list[BaseException] = []
+
+    class ErrorLog(BaseCallbackHandler):
+        def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+            errors.append(error)
+
+    server.script(Reply(sse_events=completion_stream(["a", "b"], done=False)))
+    with pytest.raises(StreamError):
+        list(server_llm(server).stream("Hi", config={"callbacks": [ErrorLog()]}))
+    assert [type(e) for e in errors] == [StreamError]
