@@ -164,9 +164,7 @@ class CompletionsClient:
             else:
                 if response.is_success:
                     return parse_completion(response.content, response.headers, self._secrets)
-                error = status_error(
-                    response.status_code, response.headers, response.content, self._secrets
-                )
+                error = self._status_error(response)
             delay = next_delay(error, retries, self.max_retries, self.retry_policy)
             if delay is None:
                 raise error
@@ -195,9 +193,7 @@ class CompletionsClient:
                 ) as response:
                     if not response.is_success:
                         response.read()
-                        raise status_error(
-                            response.status_code, response.headers, response.content, self._secrets
-                        )
+                        raise self._status_error(response)
                     started = True
                     holder.gateway = GatewayInfo.from_headers(response.headers)
                     events = EventSource(response).iter_sse()
@@ -221,6 +217,9 @@ class CompletionsClient:
                 raise error
             retries += 1
             time.sleep(delay)
+
+    def _status_error(self, response: httpx.Response) -> ObiguardError:
+        return status_error(response.status_code, response.headers, response.content, self._secrets)
 
     def _failure(self, exc: Exception, started: bool) -> ObiguardError:
         if started:
@@ -289,9 +288,7 @@ class CompletionsClient:
             else:
                 if response.is_success:
                     return parse_completion(response.content, response.headers, self._secrets)
-                error = status_error(
-                    response.status_code, response.headers, response.content, self._secrets
-                )
+                error = self._status_error(response)
             delay = next_delay(error, retries, self.max_retries, self.retry_policy)
             if delay is None:
                 raise error
@@ -317,9 +314,7 @@ class CompletionsClient:
                 ) as response:
                     if not response.is_success:
                         await response.aread()
-                        raise status_error(
-                            response.status_code, response.headers, response.content, self._secrets
-                        )
+                        raise self._status_error(response)
                     started = True
                     holder.gateway = GatewayInfo.from_headers(response.headers)
                     async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
