@@ -47,8 +47,10 @@ def _ssl_context() -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def _pool_options(timeout: httpx.Timeout) -> dict[str, Any]:
-    return {"timeout": timeout, "limits": _LIMITS, "verify": _ssl_context()}
+def _pool_options(timeout: httpx.Timeout, headers: dict[str, str]) -> dict[str, Any]:
+    # The fixed headers live on the pools we own: httpx merges them into each request
+    # for less than it costs to pass them on every call.
+    return {"timeout": timeout, "limits": _LIMITS, "verify": _ssl_context(), "headers": headers}
 
 
 @dataclass(frozen=True)
@@ -56,7 +58,7 @@ class _Prepared:
     """A request ready to send: never shown, it holds the secret headers."""
 
     url: str
-    headers: dict[str, str]
+    headers: dict[str, str] | None
     body: bytes
 
     def __repr__(self) -> str:
@@ -120,16 +122,22 @@ class CompletionsClient:
     # -- pure preparation ------------------------------------------------------------
 
     def _prepare(
-        self, request: CompletionRequest, *, stream: bool, extra_headers: Mapping[str, str] | None
+        self,
+        request: CompletionRequest,
+        *,
+        stream: bool,
+        extra_headers: Mapping[str, str] | None,
+        owned_pool: bool,
     ) -> _Prepared:
+        """The request to send; a pool we own already carries the fixed headers."""
         if bool(request.stream) != stream:
             method = "stream()/astream()" if request.stream else "create()/acreate()"
             raise RequestValidationError(
                 f"a request with stream={request.stream!r} must be sent with {method}"
             )
-        headers = self._headers
+        headers: dict[str, str] | None = None if owned_pool else self._headers
         if stream or extra_headers:
-            headers = {**headers, **lower_names(extra_headers or {})}
+            headers = {**(headers or {}), **lower_names(extra_headers or {})}
             if stream:
                 headers["accept"] = "text/event-stream"
         return _Prepared(self._url, headers, request.to_json())
@@ -140,7 +148,7 @@ class CompletionsClient:
         if self._http is None:
             with self._lock:
                 if self._http is None:
-                    self._http = httpx.Client(**_pool_options(self.timeout))
+                    self._http = httpx.Client(**_pool_options(self.timeout, self._headers))
         return self._http
 
     def create(
@@ -152,7 +160,9 @@ class CompletionsClient:
             APIStatusError: (a subclass per status) once retries are exhausted.
             APIConnectionError / APITimeoutError: no answer, after the retries.
         """
-        prepared = self._prepare(request, stream=False, extra_headers=extra_headers)
+        prepared = self._prepare(
+            request, stream=False, extra_headers=extra_headers, owned_pool=self._owns_http
+        )
         retries = 0
         while True:
             try:
@@ -178,7 +188,9 @@ class CompletionsClient:
 
         Nothing is sent until the first `next()`.
         """
-        prepared = self._prepare(request, stream=True, extra_headers=extra_headers)
+        prepared = self._prepare(
+            request, stream=True, extra_headers=extra_headers, owned_pool=self._owns_http
+        )
         return Stream(lambda holder: self._stream_chunks(prepared, holder))
 
     def _stream_chunks(
@@ -253,7 +265,7 @@ class CompletionsClient:
             # An AsyncClient's pooled connections belong to the loop that opened them;
             # a new loop (asyncio.run per call, a test per loop) gets a fresh pool.
             self._release_foreign_pool(loop)
-            self._ahttp = httpx.AsyncClient(**_pool_options(self.timeout))
+            self._ahttp = httpx.AsyncClient(**_pool_options(self.timeout, self._headers))
             self._ahttp_loop = loop
         return self._ahttp
 
@@ -276,7 +288,9 @@ class CompletionsClient:
         self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
     ) -> Completion:
         """Async twin of `create`."""
-        prepared = self._prepare(request, stream=False, extra_headers=extra_headers)
+        prepared = self._prepare(
+            request, stream=False, extra_headers=extra_headers, owned_pool=self._owns_ahttp
+        )
         retries = 0
         while True:
             try:
@@ -299,7 +313,9 @@ class CompletionsClient:
         self, request: CompletionRequest, *, extra_headers: Mapping[str, str] | None = None
     ) -> AsyncStream:
         """Async twin of `stream`: `async for chunk in client.astream(request)`."""
-        prepared = self._prepare(request, stream=True, extra_headers=extra_headers)
+        prepared = self._prepare(
+            request, stream=True, extra_headers=extra_headers, owned_pool=self._owns_ahttp
+        )
         return AsyncStream(lambda holder: self._astream_chunks(prepared, holder))
 
     async def _astream_chunks(
