@@ -1,0 +1,245 @@
+"""Combine worker rounds into figures, render RESULTS.md, judge the targets (stdlib only)."""
+
+from __future__ import annotations
+
+import datetime
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any
+
+from clients import BY_NAME, CLIENTS
+
+FLOOR_OF = {"langchain": "lc_floor", "llama_index": "li_floor"}
+HIGHER_IS_BETTER = {"concurrent.throughput"}
+
+
+def combine(
+    per_round: dict[str, list[dict[str, Any]]],
+    imports: dict[str, float],
+    counts: Counter[str],
+) -> dict[str, dict[str, float]]:
+    """client -> figure -> value. Best round per figure (noise only ever adds cost)."""
+    results: dict[str, dict[str, float]] = {}
+    for name, rounds in per_round.items():
+        figures: dict[str, list[float]] = {}
+        for one in rounds:
+            for scenario, values in one.items():
+                if isinstance(values, dict):
+                    for key, value in values.items():
+                        figures.setdefault(f"{scenario}.{key}", []).append(value)
+        out: dict[str, float] = {}
+        for key, values in figures.items():
+            out[key] = max(values) if key in HIGHER_IS_BETTER else min(values)
+        if rounds:
+            out["rss_mb"] = statistics.median(one["rss_mb"] for one in rounds)
+            counted = sum(one.get("counted_batches", 0) for one in rounds)
+            if counted:
+                out["batch.requests"] = counts[f"{name}/count20"] / counted
+        if name in imports:
+            out["import"] = imports[name]
+        results[name] = out
+    return results
+
+
+@dataclass(frozen=True)
+class Figure:
+    key: str
+    title: str
+    unit: str
+    scale: float
+    digits: int = 1
+    ratios: bool = True
+
+
+@dataclass(frozen=True)
+class Target:
+    adapter: str
+    key: str
+    limit: float
+    text: str
+
+    @property
+    def floor(self) -> str:
+        return FLOOR_OF[BY_NAME[self.adapter].framework]
+
+    @property
+    def at_least(self) -> bool:
+        return self.key in HIGHER_IS_BETTER
+
+
+TARGETS = [
+    Target("lc_obiguard", "sync.cpu", 1.2, "LangChain `invoke` client CPU"),
+    Target("lc_obiguard", "stream.cpu", 2.0, "LangChain `stream` CPU per chunk"),
+    Target("lc_obiguard", "batch.cpu", 1.25, "LangChain `batch` of 100 client CPU"),
+    Target("lc_obiguard", "concurrent.throughput", 0.9, "LangChain 1000 `ainvoke` at conc. 50"),
+    Target("li_obiguard", "sync.cpu", 1.2, "LlamaIndex `complete` client CPU"),
+    Target("li_obiguard", "stream.cpu", 2.0, "LlamaIndex `stream_complete` CPU per chunk"),
+    Target("li_obiguard", "concurrent.throughput", 0.9, "LlamaIndex 1000 `acomplete` at conc. 50"),
+]
+
+SECTIONS: list[tuple[str, str, list[Figure]]] = [
+    (
+        "Sync call",
+        "`invoke` / `complete` / `completions.create`, one prompt, 16 tokens, one request.",
+        [Figure("sync.cpu", "CPU", "µs", 1e6), Figure("sync.wall", "wall", "µs", 1e6)],
+    ),
+    (
+        "Async call",
+        "`ainvoke` / `acomplete` / `AsyncOpenAI`, awaited one after the other.",
+        [Figure("async.cpu", "CPU", "µs", 1e6), Figure("async.wall", "wall", "µs", 1e6)],
+    ),
+    (
+        "Streaming (sync)",
+        "One request streaming 64 token chunks + a usage chunk + `[DONE]`. Per chunk = "
+        "the whole stream's cost / 64; first chunk = from the call to the first token.",
+        [
+            Figure("stream.cpu", "CPU/chunk", "µs", 1e6, 2),
+            Figure("stream.wall", "wall/chunk", "µs", 1e6, 2),
+            Figure("stream.ttfc_cpu", "CPU to 1st chunk", "µs", 1e6),
+            Figure("stream.ttfc_wall", "wall to 1st chunk", "µs", 1e6),
+        ],
+    ),
+    (
+        "Streaming (async)",
+        "The same stream with `astream` / `astream_complete` / `AsyncOpenAI`.",
+        [
+            Figure("astream.cpu", "CPU/chunk", "µs", 1e6, 2),
+            Figure("astream.wall", "wall/chunk", "µs", 1e6, 2),
+            Figure("astream.ttfc_cpu", "CPU to 1st chunk", "µs", 1e6),
+            Figure("astream.ttfc_wall", "wall to 1st chunk", "µs", 1e6),
+        ],
+    ),
+    (
+        "Batch of 100 prompts",
+        "LangChain `batch(prompts)`; raw and openai: 5 requests of 20 prompts (LlamaIndex "
+        "has no batch API). HTTP requests per batch counted by the server.",
+        [
+            Figure("batch.cpu", "CPU", "ms", 1e3, 2),
+            Figure("batch.wall", "wall", "ms", 1e3, 2),
+            Figure("batch.requests", "requests", "", 1, 0, ratios=False),
+        ],
+    ),
+    (
+        "1000 async calls at concurrency 50",
+        "50 tasks share 1000 async calls on one event loop; throughput = 1000 / wall time.",
+        [
+            Figure("concurrent.throughput", "throughput", "calls/s", 1, 0),
+            Figure("concurrent.cpu", "CPU/call", "µs", 1e6),
+        ],
+    ),
+    (
+        "Import and memory",
+        "Import: wall time of the import statement in a fresh interpreter (fastest of 5, "
+        "bytecode cached). Peak RSS: `ru_maxrss` of the worker after all scenarios "
+        "(median of the rounds).",
+        [Figure("import", "import", "ms", 1e3, 0), Figure("rss_mb", "peak RSS", "MB", 1, 0)],
+    ),
+]
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def _ratio(value: float | None, base: float | None) -> str:
+    if value is None or not base:
+        return "-"
+    return f"{value / base:.2f}x"
+
+
+def _table(
+    results: dict[str, dict[str, float]], figures: list[Figure], errors: dict[str, str]
+) -> list[str]:
+    head = ["client"]
+    for f in figures:
+        unit = f" ({f.unit})" if f.unit else ""
+        head += [f"{f.title}{unit}", "÷ raw", "÷ fw floor"] if f.ratios else [f.title]
+    lines = ["| " + " | ".join(head) + " |", "|---" + "|--:" * (len(head) - 1) + "|"]
+    raw = results.get("raw", {})
+    for spec in CLIENTS:
+        if spec.name not in results and spec.name not in errors:
+            continue
+        mine = results.get(spec.name, {})
+        if spec.name in errors:
+            lines.append(f"| {spec.label} | not measured: {errors[spec.name]} |")
+            continue
+        if all(mine.get(f.key) is None for f in figures):
+            continue  # e.g. LlamaIndex has no batch API
+        floor = results.get(FLOOR_OF.get(spec.framework, ""), {})
+        cells = [spec.label]
+        for f in figures:
+            value = mine.get(f.key)
+            cells.append(_fmt(None if value is None else value * f.scale, f.digits))
+            if not f.ratios:
+                continue
+            cells.append(_ratio(value, raw.get(f.key)) if spec.name != "raw" else "1.00x")
+            own_floor = spec.role in ("floor", "fwfloor") or not floor
+            cells.append("-" if own_floor else _ratio(value, floor.get(f.key)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def judge(results: dict[str, dict[str, float]]) -> list[tuple[Target, float | None, bool | None]]:
+    """(target, ratio adapter/floor, passed); None when either side was not measured."""
+    out = []
+    for t in TARGETS:
+        value = results.get(t.adapter, {}).get(t.key)
+        floor = results.get(t.floor, {}).get(t.key)
+        if value is None or not floor:
+            out.append((t, None, None))
+            continue
+        ratio = value / floor
+        out.append((t, ratio, ratio >= t.limit if t.at_least else ratio <= t.limit))
+    return out
+
+
+def render(
+    results: dict[str, dict[str, float]], errors: dict[str, str], info: dict[str, Any]
+) -> tuple[str, bool]:
+    """The RESULTS.md text, and whether any target failed (or could not be judged)."""
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    versions = ", ".join(f"{k} {v}" for k, v in info["versions"].items())
+    lines = [
+        "# Client benchmark results",
+        "",
+        f"Written by `make bench` (`python3 benchmarks/run.py`) on {when}"
+        + (" — QUICK smoke run, not for comparison" if info.get("quick") else "")
+        + f"; the run took {info['seconds']} s.",
+        "",
+        f"- Machine: {info['cpu']}, {info['cores']} cores, {info['platform']}; "
+        f"load average {info['load']:.2f} at start, {info['load_end']:.2f} at end",
+        f"- Python {info['python']}; {versions}",
+        f"- Server: {info['server']}, canned bodies, on 127.0.0.1 (same for every client)",
+        f"- Method: client CPU = `time.process_time()` of the client process, wall = "
+        "`time.perf_counter()`; each client in its own fresh process, "
+        f"{info['rounds']} round(s) of all clients in alternating order. Within a round "
+        "each figure is the fastest of 10 short runs after a warm-up (for concurrency: "
+        "the faster of two 1000-call runs); across rounds the best round is kept: on a "
+        "shared machine noise only adds time. Import: fastest of 5 fresh interpreters. "
+        "`÷ raw` divides by raw httpx from this run; `÷ fw floor` by the floor LLM of the "
+        "same framework (framework + the raw httpx request); the do-nothing LLMs show "
+        "framework cost alone.",
+        "",
+        "## Targets (adapter ÷ framework floor, same run)",
+        "",
+        "| target | ratio | limit | result |",
+        "|---|--:|--:|---|",
+    ]
+    failed = False
+    for t, ratio, passed in judge(results):
+        sign = "≥" if t.at_least else "≤"
+        verdict = "n/a" if passed is None else ("PASS" if passed else "FAIL")
+        failed = failed or not passed
+        lines.append(f"| {t.text} | {_fmt(ratio, 2)} | {sign} {t.limit} | {verdict} |")
+    lc, peer = results.get("lc_obiguard", {}), results.get("lc_openai", {})
+    if lc.get("batch.cpu") and peer.get("batch.cpu"):
+        lines += [
+            "",
+            f"langchain-openai ÷ ObiguardLLM, batch of 100 CPU: "
+            f"{peer['batch.cpu'] / lc['batch.cpu']:.2f}x (the issue expects about 2x).",
+        ]
+    for title, note, figures in SECTIONS:
+        lines += ["", f"## {title}", "", note, "", *_table(results, figures, errors)]
+    lines.append("")
+    return "\n".join(lines), failed
