@@ -225,12 +225,9 @@ def _group(completion: Completion, prompts: int, n: int, offset: int) -> list[li
     return groups
 
 
-def _usage_dict(usage: CompletionUsage) -> dict[str, int]:
-    return {
-        "prompt_tokens": usage.prompt_tokens,
-        "completion_tokens": usage.completion_tokens,
-        "total_tokens": usage.total_tokens,
-    }
+def _usage_dict(usage: CompletionUsage) -> dict[str, Any]:
+    # Every count the server sent, details (e.g. cached tokens) included.
+    return usage.model_dump(exclude_none=True)
 
 
 def to_llm_result(answers: Sequence[Answer], plan: CallPlan) -> LLMResult:

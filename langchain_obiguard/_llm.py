@@ -8,6 +8,7 @@ SSE) is the transport's.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import difflib
 import functools
 import threading
@@ -40,6 +41,7 @@ from obiguard_completions import (
     RequestValidationError,
     env_base_url,
     env_secret,
+    merge_stop,
     redact_headers,
     require_api_key,
 )
@@ -367,10 +369,11 @@ class ObiguardLLM(BaseLLM):
         max_tokens = kwargs.get("max_tokens", self.max_tokens)
         if isinstance(max_tokens, int):
             params["ls_max_tokens"] = max_tokens
-        configured = [self.stop] if isinstance(self.stop, str) else self.stop or []
-        merged = list(dict.fromkeys([*configured, *(stop or ())]))
-        if merged:
-            params["ls_stop"] = merged
+        # What is sent: the configured and the call's (or bound) sequences, merged.
+        with contextlib.suppress(ValueError):
+            merged = merge_stop(self.stop, stop)
+            if merged:
+                params["ls_stop"] = merged
         return params
 
     # -- transport ----------------------------------------------------------------------

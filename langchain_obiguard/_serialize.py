@@ -6,7 +6,7 @@ What it cannot see are secrets *inside* two dict fields:
 - `default_headers`: a header is secret when `is_secret_header(name)` (api-key,
   authorization, anything with key/token/secret/auth/password/cookie in its name);
 - `config`: a config object may carry provider credentials; a string value under a key
-  ending in key/secret/password/token/authorization is treated as one.
+  that `is_secret_header` would hide (api_key, token, auth, cookie ...) is one.
 
 For display (`repr`, `_identifying_params`, callbacks) those values become
 `**********`; for `dumpd` they become LangChain secret references, revived on `load`
@@ -35,7 +35,6 @@ __all__ = [
 
 REDACTED = "**********"
 
-_CONFIG_SECRET_SUFFIXES = ("key", "secret", "password", "token", "authorization")
 _LC_KEYS = ("lc", "__lc_escaped__")
 
 
@@ -48,7 +47,7 @@ def _secret_ref(secret_id: str) -> dict[str, Any]:
 
 
 def _is_config_secret(key: Any, value: Any) -> bool:
-    return isinstance(value, str) and str(key).lower().endswith(_CONFIG_SECRET_SUFFIXES)
+    return isinstance(value, str) and is_secret_header(str(key))
 
 
 def _map_config(value: Any, secret: Callable[[list[str]], Any], path: list[str]) -> Any:

@@ -152,6 +152,14 @@ def build_request(
         if name in _REQUEST_FIELD_SET:
             params[name] = value
         elif name in CALL_HEADER_OPTIONS:
+            if name == "config" and mask_secrets(value) != value:
+                # LlamaIndex has already put the call's keywords in its event payloads;
+                # a credential must not travel that way, nor go unredacted in errors.
+                raise RequestValidationError(
+                    "config given per call holds a credential (a key under a name like "
+                    "api_key/token/secret); set it on the LLM (config=...), where it is "
+                    "kept out of events, repr and to_dict()"
+                )
             header_options = header_options or {}
             header_options[CALL_HEADER_OPTIONS[name]] = value
         else:

@@ -55,3 +55,13 @@ def test_callbacks_receive_the_token_usage(gateway: MockGateway) -> None:
     (result,) = recorder.results
     assert result.llm_output is not None
     assert result.llm_output["token_usage"]["total_tokens"] == 6
+
+
+def test_token_usage_keeps_every_count_the_server_sent(gateway: MockGateway) -> None:
+    body = completion_json("hi")
+    body["usage"]["prompt_tokens_details"] = {"cached_tokens": 3}
+    gateway.reply(httpx.Response(200, json=body), httpx.Response(200, json=body))
+    output = gateway.llm(batch_size=1).generate(["a", "b"]).llm_output
+    assert output is not None
+    assert output["token_usage"]["prompt_tokens_details"] == {"cached_tokens": 6}
+    assert output["token_usage"]["total_tokens"] == 12

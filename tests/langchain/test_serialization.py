@@ -305,3 +305,11 @@ def test_a_key_assigned_as_plain_text_is_kept_secret(gateway: MockGateway) -> No
     headers = gateway.requests[0].headers
     assert headers["x-obiguard-api-key"] == "obg-SECRET-assigned-later"
     assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+
+
+def test_config_credentials_under_any_secret_looking_key_are_hidden() -> None:
+    config = {"targets": [{"auth": "auth-secret-1", "cookie_jar": "cookie-secret-2"}]}
+    llm = ObiguardLLM(api_key=API_KEY, config=config)
+    shown = repr(llm) + json.dumps(llm._identifying_params) + json.dumps(dumpd(llm))
+    assert "auth-secret-1" not in shown
+    assert "cookie-secret-2" not in shown

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 
 from llama_index_obiguard import ObiguardLLM
@@ -186,3 +187,20 @@ async def test_bad_async_values_raise_before_any_request(gateway: MockGateway) -
     with pytest.raises(ValueError, match="temperature"):
         await gateway.llm().acomplete("x", temperature=-1)
     assert gateway.requests == []
+
+
+def test_a_per_call_config_holding_a_credential_is_refused_before_any_request() -> None:
+    sent: list[httpx.Request] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(500)
+
+    llm = ObiguardLLM(
+        api_key=API_KEY,
+        base_url="http://gateway.test/v1",
+        http_client=httpx.Client(transport=httpx.MockTransport(record)),
+    )
+    with pytest.raises(ValueError, match="config given per call holds a credential"):
+        llm.complete("Hi", config={"targets": [{"api_key": "sk-call-time"}]})
+    assert sent == []
