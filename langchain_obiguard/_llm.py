@@ -67,8 +67,6 @@ __all__ = ["ObiguardLLM"]
 
 _T = TypeVar("_T")
 _CLIENT_LOCK = threading.Lock()
-_CLOSING: set[asyncio.Task[None]] = set()
-"""Async pool closes under way (a task needs a strong reference until it is done)."""
 _SECRET_FIELDS = frozenset({"api_key", "provider_api_key"})
 _TRANSPORT_FIELDS = frozenset(
     {
@@ -102,20 +100,6 @@ async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _retire(client: CompletionsClient) -> None:
-    """Close a client replaced after a settings change: its sync pool at once, its async
-    pool on this thread's running event loop, if there is one (otherwise that pool is
-    released when collected)."""
-    client.close()
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    task = loop.create_task(client.aclose())
-    _CLOSING.add(task)
-    task.add_done_callback(_CLOSING.discard)
 
 
 class ObiguardLLM(BaseLLM):
@@ -389,7 +373,7 @@ class ObiguardLLM(BaseLLM):
                 # pooled connections are closed now rather than left to the collector.
                 old, self._client = self._client, None
                 if old is not None:
-                    _retire(old)
+                    old.discard()
 
     def _forget_derived(self) -> None:
         """Drop the cached values computed from the fields: LangChain's `_serialized`

@@ -243,7 +243,9 @@ class ObiguardLLM(LLM):
             value = _as_secret(value)  # assignment is not validated: keep it a SecretStr
         super().__setattr__(name, value)
         if name in _CLIENT_FIELDS:
-            self._client = None
+            old, self._client = self._client, None
+            if old is not None:
+                old.discard()  # its pooled connections close now, not at collection
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """A copy with `update` applied (not validated); a key given as a `str` is kept

@@ -38,6 +38,7 @@ DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
 DEFAULT_TIMEOUT = 60.0
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _STREAM_FAILURES = (httpx.HTTPError, SSEError, ObiguardError)
+_CLOSING: set[asyncio.Task[None]] = set()  # pool closes in flight (the loop keeps weak refs)
 
 
 @functools.cache
@@ -269,7 +270,7 @@ class CompletionsClient:
             self._ahttp_loop = loop
         return self._ahttp
 
-    def _release_foreign_pool(self, loop: asyncio.AbstractEventLoop) -> bool:
+    def _release_foreign_pool(self, loop: asyncio.AbstractEventLoop | None) -> bool:
         """Let go of an owned async pool made on another event loop; True if one was.
 
         Its connections can only be closed on their own loop: when that loop still runs
@@ -354,6 +355,24 @@ class CompletionsClient:
                 raise error
             retries += 1
             await asyncio.sleep(delay)
+
+    def discard(self) -> None:
+        """Release both pools without awaiting, for a client being replaced (say after
+        a settings change): the sync pool closes now, the async pool on its own event
+        loop (scheduled when that loop is running, else left to the collector)."""
+        self.close()
+        if self._ahttp is None or not self._owns_ahttp:
+            return
+        try:
+            loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is not None and self._ahttp_loop is loop:
+            task = loop.create_task(self.aclose())
+            _CLOSING.add(task)
+            task.add_done_callback(_CLOSING.discard)
+        else:
+            self._release_foreign_pool(loop)
 
     async def aclose(self) -> None:
         """Close the pooled async connections (a client passed in is left open)."""

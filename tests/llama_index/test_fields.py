@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import time
 from collections.abc import Callable
 
 import pytest
@@ -184,3 +185,18 @@ def test_a_copy_with_a_key_given_as_a_string_keeps_it_secret_and_sends_it(
     assert isinstance(copy_.provider_api_key, SecretStr)
     assert "SECRET-copy" not in repr(copy_)
     assert server.requests[0].headers["authorization"] == "Bearer sk-test-SECRET-copy-0006"
+
+
+def test_changing_a_transport_field_closes_the_old_connection_pool(
+    server: FaultServer, make_llm: Callable[..., ObiguardLLM]
+) -> None:
+    llm = make_llm()
+    llm.complete("Hi")
+    llm.trace_id = "trace-2"
+    llm.complete("Hi")
+    assert server.connections_opened == 2
+    for _ in range(100):  # the server sees the close a moment later
+        if server.open_connections == 1:
+            break
+        time.sleep(0.01)
+    assert server.open_connections == 1  # the first pool's connection was closed
