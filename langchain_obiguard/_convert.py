@@ -21,6 +21,7 @@ from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
 from obiguard_completions import (
     BODY_FIELDS,
+    SPEC_FIELDS,
     Completion,
     CompletionChoice,
     CompletionLogprobs,
@@ -47,7 +48,6 @@ logger = logging.getLogger("langchain_obiguard")
 CALL_OPTIONS: frozenset[str] = frozenset({"model", *BODY_FIELDS, "model_kwargs", "stream_usage"})
 """Keyword arguments accepted per call (`invoke(..., temperature=0)`, `bind(...)`)."""
 
-_SPEC_FIELDS = frozenset(CompletionRequest.model_fields) - {"extra_body"}
 _STREAM_USAGE = StreamOptions(include_usage=True)
 
 
@@ -75,7 +75,7 @@ class CallPlan:
 
 def check_model_kwargs(model_kwargs: Mapping[str, Any], where: str = "model_kwargs") -> None:
     """Extra body fields may not repeat a spec field (they would bypass its checks)."""
-    clash = sorted(set(model_kwargs) & _SPEC_FIELDS)
+    clash = sorted(set(model_kwargs) & SPEC_FIELDS)
     if clash:
         names = ", ".join(clash)
         raise RequestValidationError(

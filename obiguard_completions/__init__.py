@@ -34,6 +34,8 @@ from ._gateway import GATEWAY_HEADERS, GatewayInfo
 from ._headers import SECRET_HEADERS, USER_AGENT, GatewayOptions, is_secret_header, redact_headers
 from ._models import (
     FIELD_BOUNDS,
+    MAX_STOP,
+    SPEC_FIELDS,
     Completion,
     CompletionChoice,
     CompletionLogprobs,
@@ -64,9 +66,11 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "FIELD_BOUNDS",
     "GATEWAY_HEADERS",
+    "MAX_STOP",
     "PROVIDER_API_KEY_ENV",
     "RETRYABLE_STATUSES",
     "SECRET_HEADERS",
+    "SPEC_FIELDS",
     "USER_AGENT",
     "APIConnectionError",
     "APIResponseValidationError",

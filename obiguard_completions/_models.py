@@ -30,6 +30,8 @@ from ._gateway import GatewayInfo
 
 __all__ = [
     "FIELD_BOUNDS",
+    "MAX_STOP",
+    "SPEC_FIELDS",
     "Completion",
     "CompletionChoice",
     "CompletionLogprobs",
@@ -60,7 +62,8 @@ FIELD_BOUNDS: dict[str, tuple[float, float | None]] = {
 }
 """Inclusive numeric bounds of the spec, the single source for constraints and messages."""
 
-_MAX_STOP = 4
+MAX_STOP = 4
+"""At most this many stop sequences per request."""
 _LOGIT_BIAS_RANGE = (-100, 100)
 
 
@@ -148,9 +151,9 @@ class CompletionRequest(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> CompletionRequest:
-        if isinstance(self.stop, list) and not 1 <= len(self.stop) <= _MAX_STOP:
+        if isinstance(self.stop, list) and not 1 <= len(self.stop) <= MAX_STOP:
             raise ValueError(
-                f"stop: 1 to {_MAX_STOP} stop sequences are allowed, got {len(self.stop)}"
+                f"stop: 1 to {MAX_STOP} stop sequences are allowed, got {len(self.stop)}"
             )
         if self.logit_bias:
             low, high = _LOGIT_BIAS_RANGE
@@ -173,7 +176,7 @@ class CompletionRequest(BaseModel):
         if self.stream_options is not None and not self.stream:
             raise ValueError("stream_options is only allowed with stream=True")
         if self.extra_body:
-            clash = sorted(set(self.extra_body) & _SPEC_FIELDS)
+            clash = sorted(set(self.extra_body) & SPEC_FIELDS)
             if clash:
                 raise ValueError(
                     f"extra_body repeats the spec field(s) {', '.join(clash)}; set them directly"
@@ -194,7 +197,8 @@ class CompletionRequest(BaseModel):
         return json.dumps(self.to_body(), separators=(",", ":"), ensure_ascii=False).encode()
 
 
-_SPEC_FIELDS = frozenset(CompletionRequest.model_fields) - {"extra_body"}
+SPEC_FIELDS = frozenset(CompletionRequest.model_fields) - {"extra_body"}
+"""The body fields the spec defines (what `extra_body` may not repeat)."""
 
 
 def _range_text(name: str) -> str:

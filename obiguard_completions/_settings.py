@@ -10,6 +10,7 @@ from pydantic import SecretStr
 
 from ._client import DEFAULT_BASE_URL
 from ._errors import RequestValidationError
+from ._models import MAX_STOP
 
 __all__ = [
     "API_KEY_ENV",
@@ -43,8 +44,6 @@ BODY_FIELDS: tuple[str, ...] = (
     "stop",
 )
 """Request body fields that both adapters take as constructor fields of the same name."""
-
-_MAX_STOP = 4
 
 
 def env_secret(name: str) -> SecretStr | None:
@@ -80,9 +79,9 @@ def merge_stop(*sources: str | Sequence[str] | None) -> list[str] | None:
         for item in items:
             if item not in merged:
                 merged.append(item)
-    if len(merged) > _MAX_STOP:
+    if len(merged) > MAX_STOP:
         raise RequestValidationError(
-            f"stop: at most {_MAX_STOP} stop sequences are allowed (configured and call-time "
+            f"stop: at most {MAX_STOP} stop sequences are allowed (configured and call-time "
             f"merged), got {len(merged)}: {merged!r}"
         )
     return merged or None
