@@ -12,14 +12,15 @@ scenarios read and assert, so one scenario body serves both.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import pytest
 from pydantic import SecretStr
@@ -151,3 +152,30 @@ def target(model_server_url: str) -> Target:
         streams_usage=False,  # stream_options.include_usage is ignored
         deterministic=True,  # --n_ubatch 1 and a seeded sampler
     )
+
+
+class _Closable(Protocol):
+    def close(self) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+_LLM = TypeVar("_LLM", bound=_Closable)
+
+
+@contextlib.asynccontextmanager
+async def closing_factory(build: Callable[..., _LLM]) -> AsyncIterator[Callable[..., _LLM]]:
+    """`build` wrapped so every LLM it makes has its connection pools closed at the end."""
+    made: list[_LLM] = []
+
+    def make(**fields: Any) -> _LLM:
+        llm = build(**fields)
+        made.append(llm)
+        return llm
+
+    try:
+        yield make
+    finally:
+        for llm in made:
+            llm.close()
+            await llm.aclose()

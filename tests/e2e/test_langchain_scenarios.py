@@ -21,7 +21,7 @@ from langchain_core.prompts import PromptTemplate
 
 from langchain_obiguard import ObiguardLLM
 from obiguard_completions import InternalServerError
-from tests.e2e.conftest import MAX_TOKENS, Target
+from tests.e2e.conftest import MAX_TOKENS, Target, closing_factory
 
 PROMPT = "The capital of France is"
 COUNTING = "1, 2, 3, 4, 5,"
@@ -33,17 +33,8 @@ MakeLLM = Callable[..., ObiguardLLM]
 @pytest.fixture
 async def langchain_llm(target: Target) -> AsyncIterator[MakeLLM]:
     """Build LangChain LLMs on the target; their connection pools are closed afterwards."""
-    made: list[ObiguardLLM] = []
-
-    def make(**fields: Any) -> ObiguardLLM:
-        llm = target.langchain(**fields)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        llm.close()
-        await llm.aclose()
+    async with closing_factory(target.langchain) as make:
+        yield make
 
 
 class ChunkRecorder(BaseCallbackHandler):

@@ -16,7 +16,7 @@ from llama_index.core import Document, SummaryIndex
 from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, MessageRole
 
 from llama_index_obiguard import ObiguardLLM
-from tests.e2e.conftest import MAX_TOKENS, Target
+from tests.e2e.conftest import MAX_TOKENS, Target, closing_factory
 
 PROMPT = "The capital of France is"
 COUNTING = "1, 2, 3, 4, 5,"
@@ -28,17 +28,8 @@ MakeLLM = Callable[..., ObiguardLLM]
 @pytest.fixture
 async def llama_index_llm(target: Target) -> AsyncIterator[MakeLLM]:
     """Build LlamaIndex LLMs on the target; their connection pools are closed afterwards."""
-    made: list[ObiguardLLM] = []
-
-    def make(**fields: Any) -> ObiguardLLM:
-        llm = target.llama_index(**fields)
-        made.append(llm)
-        return llm
-
-    yield make
-    for llm in made:
-        llm.close()
-        await llm.aclose()
+    async with closing_factory(target.llama_index) as make:
+        yield make
 
 
 def sent_prompts(bodies: list[bytes]) -> list[Any]:
