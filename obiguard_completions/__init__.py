@@ -3,12 +3,21 @@
 Framework-free (httpx, httpx-sse and pydantic only); the LangChain and LlamaIndex
 adapters are built on it::
 
+    from pydantic import SecretStr
     from obiguard_completions import CompletionRequest, CompletionsClient, GatewayOptions
 
     with CompletionsClient(options=GatewayOptions(api_key=SecretStr("vk-obg..."))) as client:
         completion = client.create(CompletionRequest(model="gpt-3.5-turbo-instruct", prompt="Hi"))
         print(completion.choices[0].text, completion.usage)
+
+The names in `__all__` are the public API (docs/transport.md); every other module is
+private.
 """
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
 
 from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, CompletionsClient
 from ._errors import (
@@ -30,12 +39,8 @@ from ._errors import (
     StreamError,
     UnprocessableEntityError,
 )
-from ._gateway import GATEWAY_HEADERS, GatewayInfo
-from ._headers import SECRET_HEADERS, USER_AGENT, GatewayOptions, is_secret_header, redact_headers
+from ._gateway_info import GatewayInfo
 from ._models import (
-    FIELD_BOUNDS,
-    MAX_STOP,
-    SPEC_FIELDS,
     Completion,
     CompletionChoice,
     CompletionLogprobs,
@@ -44,34 +49,15 @@ from ._models import (
     Prompt,
     StreamOptions,
 )
+from ._options import GatewayOptions
 from ._retry import RETRYABLE_STATUSES, RetryPolicy
-from ._settings import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
-    BODY_FIELDS,
-    PROVIDER_API_KEY_ENV,
-    env_base_url,
-    env_secret,
-    merge_stop,
-    require_api_key,
-)
 from ._streaming import AsyncStream, Stream
 from ._version import __version__
 
 __all__ = [
-    "API_KEY_ENV",
-    "BASE_URL_ENV",
-    "BODY_FIELDS",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
-    "FIELD_BOUNDS",
-    "GATEWAY_HEADERS",
-    "MAX_STOP",
-    "PROVIDER_API_KEY_ENV",
     "RETRYABLE_STATUSES",
-    "SECRET_HEADERS",
-    "SPEC_FIELDS",
-    "USER_AGENT",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -103,10 +89,40 @@ __all__ = [
     "StreamOptions",
     "UnprocessableEntityError",
     "__version__",
-    "env_base_url",
-    "env_secret",
-    "is_secret_header",
-    "merge_stop",
-    "redact_headers",
-    "require_api_key",
 ]
+
+# Names exported before 0.2 that are adapter helpers, not transport API: still
+# importable (with a DeprecationWarning) from where they live now.
+_MOVED = {
+    "API_KEY_ENV": "._adapter.env",
+    "BASE_URL_ENV": "._adapter.env",
+    "PROVIDER_API_KEY_ENV": "._adapter.env",
+    "env_base_url": "._adapter.env",
+    "env_secret": "._adapter.env",
+    "require_api_key": "._adapter.env",
+    "BODY_FIELDS": "._adapter.fields",
+    "merge_stop": "._adapter.calls",
+    "FIELD_BOUNDS": "._models",
+    "MAX_STOP": "._models",
+    "SPEC_FIELDS": "._models",
+    "GATEWAY_HEADERS": "._gateway_info",
+    "USER_AGENT": "._options",
+    "SECRET_HEADERS": "._secrets",
+    "is_secret_header": "._secrets",
+    "redact_headers": "._secrets",
+}
+_RENAMED = {"is_secret_header": "is_secret_name", "redact_headers": "mask_headers"}
+
+
+def __getattr__(name: str) -> Any:
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    warnings.warn(
+        f"obiguard_completions.{name} is not public API any more and will be removed",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    import importlib
+
+    return getattr(importlib.import_module(module, __name__), _RENAMED.get(name, name))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import logging
 import ssl
 import threading
 import time
@@ -23,16 +22,14 @@ import httpx
 from httpx_sse import EventSource, SSEError
 
 from ._errors import ObiguardError, RequestValidationError, StreamError
-from ._gateway import GatewayInfo
-from ._headers import GatewayOptions, lower_names
+from ._gateway_info import GatewayInfo
+from ._options import GatewayOptions, lower_names
 from ._models import Completion, CompletionRequest
-from ._response import connection_error, parse_completion, status_error, stream_error
+from ._outcomes import connection_error, parse_completion, status_error, stream_error
 from ._retry import RetryPolicy, next_delay
 from ._streaming import DONE, AsyncStream, Stream, decode_event
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CompletionsClient"]
-
-logger = logging.getLogger("obiguard_completions")
 
 DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
 DEFAULT_TIMEOUT = 60.0

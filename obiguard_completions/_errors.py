@@ -24,12 +24,12 @@ Every error derives from `ObiguardError`::
 `InternalServerError` for 5xx and to `APIStatusError` otherwise.
 
 No error message, attribute or repr carries a secret: messages and bodies are passed
-through `redact` with the client's secret values before the error is built.
+through `_secrets.redact` with the client's secret values before the error is built.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 __all__ = [
@@ -51,20 +51,8 @@ __all__ = [
     "RequestValidationError",
     "StreamError",
     "UnprocessableEntityError",
-    "redact",
     "status_error_class",
 ]
-
-_REDACTED = "[REDACTED]"
-
-
-def redact(text: str, secrets: Iterable[str]) -> str:
-    """Return `text` with every occurrence of each non-empty secret replaced."""
-    for secret in secrets:
-        if secret and secret in text:
-            text = text.replace(secret, _REDACTED)
-    return text
-
 
 class ObiguardError(Exception):
     """Base class of every error this package raises."""

@@ -26,7 +26,7 @@ from pydantic import (
 )
 
 from ._errors import RequestValidationError
-from ._gateway import GatewayInfo
+from ._gateway_info import GatewayInfo
 
 __all__ = [
     "FIELD_BOUNDS",

@@ -17,7 +17,7 @@ from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
 from ._errors import StreamError
-from ._gateway import GatewayInfo
+from ._gateway_info import GatewayInfo
 from ._models import Completion
 
 __all__ = ["DONE", "AsyncStream", "Stream", "decode_event", "error_message"]

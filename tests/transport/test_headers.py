@@ -9,15 +9,10 @@ import httpx
 import pytest
 from pydantic import SecretStr
 
-from obiguard_completions import (
-    USER_AGENT,
-    CompletionsClient,
-    GatewayOptions,
-    RetryPolicy,
-    __version__,
-    is_secret_header,
-    redact_headers,
-)
+from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy, __version__
+from obiguard_completions._options import USER_AGENT
+from obiguard_completions._secrets import is_secret_name as is_secret_header
+from obiguard_completions._secrets import mask_headers as redact_headers
 from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
 from tests.transport.helpers import API_KEY, PROVIDER_KEY, call, make_request
 

@@ -10,19 +10,9 @@ from pathlib import Path
 import obiguard_completions
 
 EXPORTED = {
-    "API_KEY_ENV",
-    "BASE_URL_ENV",
-    "BODY_FIELDS",
     "DEFAULT_BASE_URL",
     "DEFAULT_TIMEOUT",
-    "FIELD_BOUNDS",
-    "GATEWAY_HEADERS",
-    "MAX_STOP",
-    "PROVIDER_API_KEY_ENV",
     "RETRYABLE_STATUSES",
-    "SECRET_HEADERS",
-    "SPEC_FIELDS",
-    "USER_AGENT",
     "APIConnectionError",
     "APIResponseValidationError",
     "APIStatusError",
@@ -54,12 +44,6 @@ EXPORTED = {
     "StreamOptions",
     "UnprocessableEntityError",
     "__version__",
-    "env_base_url",
-    "env_secret",
-    "is_secret_header",
-    "merge_stop",
-    "redact_headers",
-    "require_api_key",
 }
 
 DESIGN_NAMES = {
@@ -133,4 +117,16 @@ def test_package_is_typed() -> None:
 def test_version_is_semantic_and_in_user_agent() -> None:
     version = obiguard_completions.__version__
     assert re.fullmatch(r"\d+\.\d+\.\d+([.-]?\w+)?", version)
-    assert f"/{version}" in obiguard_completions.USER_AGENT
+    from obiguard_completions._options import USER_AGENT
+
+    assert f"/{version}" in USER_AGENT
+
+
+def test_former_helpers_still_import_with_a_deprecation_warning() -> None:
+    import pytest
+
+    with pytest.warns(DeprecationWarning, match="merge_stop"):
+        merge_stop = obiguard_completions.merge_stop
+    assert merge_stop(["a"], "b") == ["a", "b"]
+    with pytest.raises(AttributeError):
+        _ = obiguard_completions.no_such_name

@@ -12,19 +12,21 @@ from hypothesis import strategies as st
 from pydantic import SecretStr
 
 from obiguard_completions import (
-    API_KEY_ENV,
-    BASE_URL_ENV,
     DEFAULT_BASE_URL,
-    FIELD_BOUNDS,
     CompletionRequest,
     CompletionsClient,
     ObiguardError,
     RequestValidationError,
+)
+from obiguard_completions._adapter.calls import merge_stop
+from obiguard_completions._adapter.env import (
+    API_KEY_ENV,
+    BASE_URL_ENV,
     env_base_url,
     env_secret,
-    merge_stop,
     require_api_key,
 )
+from obiguard_completions._models import FIELD_BOUNDS
 from tests.contract import request_body_errors
 from tests.fault_server import FaultServer
 

@@ -1,4 +1,4 @@
-"""Obiguard request headers: building them from options, and hiding the secret ones."""
+"""`GatewayOptions`: the Obiguard settings sent as request headers, and building them."""
 
 from __future__ import annotations
 
@@ -9,69 +9,17 @@ from typing import Any
 
 from pydantic import SecretStr
 
+from ._secrets import MASK, is_secret_name, mask_headers, secret_values
 from ._version import __version__
 
-__all__ = [
-    "SECRET_HEADERS",
-    "USER_AGENT",
-    "GatewayOptions",
-    "is_secret_header",
-    "lower_names",
-    "redact_headers",
-]
+__all__ = ["USER_AGENT", "GatewayOptions", "lower_names"]
 
 USER_AGENT = f"obiguard-integrations/{__version__} (python; httpx)"
-
-SECRET_HEADERS = frozenset(
-    {
-        "x-obiguard-api-key",
-        "authorization",
-        "proxy-authorization",
-        "api-key",
-        "x-api-key",
-        "cookie",
-        "x-obiguard-virtual-key",
-    }
-)
-"""Header names whose values are credentials (lower case)."""
-
-_SECRET_MARKERS = ("key", "token", "secret", "auth", "password", "cookie")
-
-
-def is_secret_header(name: str) -> bool:
-    """Whether a header (by name) carries a credential and must never be shown."""
-    lowered = name.lower()
-    return lowered in SECRET_HEADERS or any(marker in lowered for marker in _SECRET_MARKERS)
-
-
-def redact_headers(headers: Mapping[str, str] | None) -> dict[str, str] | None:
-    """A copy of `headers` with the value of every secret header replaced by `**********`."""
-    if headers is None:
-        return None
-    return {
-        name: ("**********" if is_secret_header(name) else value) for name, value in headers.items()
-    }
-
 
 def lower_names(headers: Mapping[str, Any]) -> dict[str, str]:
     """Headers with lower-case names (so a later spelling replaces an earlier one) and
     None values left out."""
     return {name.lower(): str(value) for name, value in headers.items() if value is not None}
-
-
-def _secret_values_in(tree: Any) -> list[str]:
-    """String values held under credential-like keys anywhere in a config object."""
-    found: list[str] = []
-    if isinstance(tree, Mapping):
-        for key, value in tree.items():
-            if isinstance(value, str) and is_secret_header(str(key)):
-                found.append(value)
-            else:
-                found.extend(_secret_values_in(value))
-    elif isinstance(tree, list | tuple):
-        for item in tree:
-            found.extend(_secret_values_in(item))
-    return found
 
 
 def _json_header(value: str | Mapping[str, Any]) -> str:
@@ -145,20 +93,20 @@ class GatewayOptions:
         credential-like values inside a `config` object."""
         values = [_secret_value(self.api_key), _secret_value(self.provider_api_key)]
         for name, value in (self.default_headers or {}).items():
-            if is_secret_header(name) and value:
+            if is_secret_name(name) and value:
                 values.append(str(value))
                 values.append(str(value).removeprefix("Bearer ").strip())
         if isinstance(self.config, Mapping):
-            values.extend(_secret_values_in(self.config))
+            values.extend(secret_values(self.config))
         return tuple(value for value in values if value)
 
     def __repr__(self) -> str:
         shown = {
-            "api_key": "**********" if self.api_key else None,
+            "api_key": MASK if self.api_key else None,
             "provider": self.provider,
-            "provider_api_key": "**********" if self.provider_api_key else None,
+            "provider_api_key": MASK if self.provider_api_key else None,
             "trace_id": self.trace_id,
-            "default_headers": redact_headers(self.default_headers),
+            "default_headers": mask_headers(self.default_headers),
         }
         inner = ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None)
         return f"GatewayOptions({inner})"

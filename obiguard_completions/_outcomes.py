@@ -1,4 +1,4 @@
-"""Pure conversions of HTTP outcomes into completions or typed errors (no I/O)."""
+"""HTTP outcomes -> a `Completion` or a typed error (pure functions, no I/O)."""
 
 from __future__ import annotations
 
@@ -17,11 +17,11 @@ from ._errors import (
     APITimeoutError,
     ObiguardError,
     StreamError,
-    redact,
     status_error_class,
 )
-from ._gateway import GatewayInfo
+from ._gateway_info import GatewayInfo
 from ._models import Completion
+from ._secrets import redact
 from ._streaming import error_message
 
 __all__ = ["connection_error", "parse_completion", "status_error", "stream_error"]

@@ -1,0 +1,435 @@
+"""`ObiguardFields`: the settings both adapters share, as one pydantic mixin.
+
+It owns every gateway and body field (one docstring each), their environment defaults,
+keys kept as `SecretStr`, the secret masking of `repr` and `model_dump`, the check of
+every value before any I/O, the transport client (made on first use, replaced when a
+connection setting changes), per-call option parsing and copy/pickle behaviour. Each
+adapter adds its framework's mapping and its extras container (`model_kwargs` or
+`additional_kwargs`) and sets `_extras_field`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import functools
+import threading
+from collections.abc import Mapping, Sequence
+from typing import Any, ClassVar, cast
+
+import httpx
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from typing_extensions import Self
+
+from .._client import CompletionsClient
+from .._errors import RequestValidationError
+from .._options import GatewayOptions
+from .._secrets import MASK, holds_mask, mask_headers, mask_tree
+from .calls import CallPlan, CallRules, check_extras, plan_call
+from .env import API_KEY_ENV, PROVIDER_API_KEY_ENV, env_base_url, env_secret, require_api_key
+
+__all__ = [
+    "BODY_FIELDS",
+    "DEFAULT_MAX_TOKENS",
+    "DEFAULT_MODEL",
+    "SECRET_FIELDS",
+    "TRANSPORT_FIELDS",
+    "ObiguardFields",
+]
+
+DEFAULT_MODEL = "gpt-3.5-turbo-instruct"
+DEFAULT_MAX_TOKENS = 256
+_CLIENT_LOCK = threading.Lock()
+
+
+class _TransportFields(BaseModel):
+    """Settings that shape the connection and the gateway headers."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
+
+    api_key: SecretStr | None = Field(
+        default_factory=lambda: env_secret(API_KEY_ENV), exclude=True
+    )
+    """Obiguard API key or virtual key (`vk-obg...`), sent as `x-obiguard-api-key`;
+    default: env `OBIGUARD_API_KEY`."""
+    base_url: str = Field(default_factory=env_base_url)
+    """Gateway URL; default: env `OBIGUARD_BASE_URL`, else `https://gateway.obiguard.ai/v1`."""
+    provider: str | None = None
+    """`x-obiguard-provider`: the provider to route to (e.g. `openai`)."""
+    provider_api_key: SecretStr | None = Field(
+        default_factory=lambda: env_secret(PROVIDER_API_KEY_ENV), exclude=True
+    )
+    """The provider's own key (`Authorization: Bearer`); default: env
+    `OBIGUARD_PROVIDER_API_KEY`."""
+    config: str | dict[str, Any] | None = None
+    """`x-obiguard-config`: a config id, or a config object (sent as JSON)."""
+    trace_id: str | None = None
+    """`x-obiguard-trace-id` for every request (per call: `trace_id=...`)."""
+    obiguard_metadata: dict[str, Any] | None = None
+    """`x-obiguard-metadata` (sent as JSON)."""
+    cache_namespace: str | None = None
+    """`x-obiguard-cache-namespace`."""
+    cache_force_refresh: bool | None = None
+    """`x-obiguard-cache-force-refresh` (`"true"`/`"false"`)."""
+    default_headers: dict[str, str] | None = None
+    """Extra request headers, sent as given; secret ones are masked wherever shown."""
+    timeout: float | None = Field(
+        default=60.0, gt=0, validation_alias=AliasChoices("timeout", "request_timeout")
+    )
+    """Seconds before a request times out (None: never); alias `request_timeout`."""
+    max_retries: int = Field(default=2, ge=0)
+    """Retries after a failed attempt (connection error, timeout, 408/409/429/5xx); the
+    only retry layer: at most `1 + max_retries` attempts per call."""
+    http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
+    """Your own `httpx.Client` for the sync calls (left open on close); not serialized."""
+    async_http_client: httpx.AsyncClient | None = Field(
+        default=None,
+        exclude=True,
+        repr=False,
+        validation_alias=AliasChoices("async_http_client", "http_async_client"),
+    )
+    """Your own `httpx.AsyncClient` for the async calls (left open on close); not
+    serialized; alias `http_async_client`."""
+
+
+class _BodyFields(BaseModel):
+    """Request body fields (None: left out of the body)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True, protected_namespaces=())
+
+    model: str = Field(
+        default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name")
+    )
+    """Model id, resolved by the gateway (or its config) to a provider's model; alias
+    `model_name`."""
+    temperature: float | None = None
+    """Sampling temperature in [0, 2]."""
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    """Maximum number of tokens to generate (None: the server's default, often 16)."""
+    top_p: float | None = None
+    """Nucleus sampling mass in [0, 1]."""
+    frequency_penalty: float | None = None
+    """Penalty in [-2, 2] on tokens by their frequency so far."""
+    presence_penalty: float | None = None
+    """Penalty in [-2, 2] on tokens that already appeared."""
+    n: int | None = None
+    """Completions per prompt (1-128)."""
+    best_of: int | None = None
+    """Server-side candidates per prompt (n <= best_of <= 20); not with streaming."""
+    logprobs: int | None = None
+    """Log probabilities of the chosen token and this many alternatives (0-5)."""
+    logit_bias: dict[str, int] | None = None
+    """Token id (as a string) to a bias in [-100, 100]."""
+    seed: int | None = None
+    """Best-effort deterministic sampling seed."""
+    echo: bool | None = None
+    """Echo the prompt before the completion."""
+    suffix: str | None = None
+    """Text that comes after the completion."""
+    user: str | None = None
+    """End-user id for abuse monitoring."""
+    stop: str | list[str] | None = None
+    """Stop sequences, merged with a call's own (at most 4 in all)."""
+
+
+BODY_FIELDS: tuple[str, ...] = tuple(name for name in _BodyFields.model_fields if name != "model")
+"""Body fields that are settings of the same name in both adapters (`model` aside)."""
+TRANSPORT_FIELDS = frozenset(_TransportFields.model_fields)
+"""Settings whose change replaces the transport client."""
+SECRET_FIELDS = frozenset(
+    name for name, info in _TransportFields.model_fields.items() if info.annotation == SecretStr | None
+)
+"""Settings held as `SecretStr`."""
+_OPTION_OF_FIELD = {
+    ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
+    for option in dataclasses.fields(GatewayOptions)
+}
+"""Setting -> the `GatewayOptions` attribute it fills."""
+_PER_CALL_GATEWAY = {
+    name: option
+    for name, option in _OPTION_OF_FIELD.items()
+    if name not in SECRET_FIELDS and name != "default_headers"
+}
+
+
+def _as_secret(value: Any) -> Any:
+    return SecretStr(value) if isinstance(value, str) else value
+
+
+class ObiguardFields(_TransportFields, _BodyFields):
+    """The shared settings of both `ObiguardLLM`s (a pydantic mixin)."""
+
+    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
+
+    _extras_field: ClassVar[str] = "model_kwargs"
+    """The adapter's extras container (a `dict[str, Any]` field it declares)."""
+    _unknown_to_body: ClassVar[bool] = False
+    """Whether an unknown call keyword is an extra body field (LlamaIndex) or an error."""
+    _client: CompletionsClient | None = PrivateAttr(default=None)
+
+    # -- validation ----------------------------------------------------------------
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_arguments(cls, data: Any) -> Any:
+        """Unknown names get a "did you mean"; masked secrets are refused rather than
+        sent; spec fields given among the extras move to their field."""
+        if not isinstance(data, dict):
+            return data
+        known = cls._argument_names()
+        unknown = sorted(str(name) for name in data if name not in known)
+        if unknown:
+            hints = []
+            for name in unknown:
+                close = difflib.get_close_matches(name, sorted(known), n=1)
+                hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+            raise RequestValidationError(
+                f"{cls.__name__} got unknown argument(s) {', '.join(hints)}. Put "
+                f"provider-specific body fields in {cls._extras_field}={{...}}."
+            )
+        _refuse_masked(data, cls.__name__)
+        extras = data.get(cls._extras_field)
+        if isinstance(extras, Mapping) and extras:
+            moved = check_extras(extras, cls._call_rules(), cls._extras_field)
+            if moved:
+                data = dict(data)
+                for name, value in moved.items():
+                    if data.get(name) is not None and data[name] != value:
+                        raise RequestValidationError(
+                            f"{name} is given twice, as a field and in {cls._extras_field}"
+                        )
+                    data[name] = value
+                data[cls._extras_field] = {k: v for k, v in extras.items() if k not in moved}
+        return data
+
+    @classmethod
+    @functools.cache
+    def _argument_names(cls) -> frozenset[str]:
+        names = set(cls.model_fields)
+        for info in cls.model_fields.values():
+            if info.alias:
+                names.add(info.alias)
+            if isinstance(info.validation_alias, AliasChoices):
+                names.update(str(choice) for choice in info.validation_alias.choices)
+        return frozenset(names)
+
+    @field_validator("api_key", "provider_api_key", mode="before")
+    @classmethod
+    def _none_reads_the_environment(cls, value: Any, info: ValidationInfo) -> Any:
+        # e.g. LangChain's `load(...)` without the secret in `secrets_map` passes None
+        if value is None:
+            return env_secret(API_KEY_ENV if info.field_name == "api_key" else PROVIDER_API_KEY_ENV)
+        return value
+
+    @field_validator("default_headers", mode="before")
+    @classmethod
+    def _drop_unset_headers(cls, headers: Any) -> Any:
+        # A secret header not given back to LangChain's `load` arrives as None.
+        if isinstance(headers, Mapping):
+            return {name: value for name, value in headers.items() if value is not None}
+        return headers
+
+    @model_validator(mode="after")
+    def _check_settings(self) -> Self:
+        """The key is there and every body value is valid, before any request."""
+        require_api_key(self.api_key)
+        self._plan(["x"], {}, stream=self._streams_by_default())
+        return self
+
+    def _streams_by_default(self) -> bool:
+        """Whether every call streams (LangChain's `streaming=True`)."""
+        return False
+
+    # -- what is shown -------------------------------------------------------------
+
+    @field_serializer("default_headers")
+    def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
+        return mask_headers(headers)
+
+    @field_serializer("config")
+    def _mask_config(self, config: str | dict[str, Any] | None) -> Any:
+        return mask_tree(config)
+
+    def __repr_args__(self) -> Any:
+        for name, value in super().__repr_args__():
+            if name == "default_headers":
+                yield name, mask_headers(value)
+            elif name == "config":
+                yield name, mask_tree(value)
+            else:
+                yield name, value
+
+    # -- changes, copies, pickling ---------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in SECRET_FIELDS:
+            value = _as_secret(value)  # assignment is not validated: keep a SecretStr
+        super().__setattr__(name, value)
+        if name in type(self).model_fields:
+            self._forget_derived()
+            if name in TRANSPORT_FIELDS:
+                # The next call builds a client with the new settings; the old one's
+                # pooled connections close now rather than at garbage collection.
+                private = cast("dict[str, Any]", self.__pydantic_private__)
+                old, private["_client"] = private.get("_client"), None
+                if old is not None:
+                    old.discard()
+
+    def _forget_derived(self) -> None:
+        """Drop the values cached from the fields (`_defaults`)."""
+        self.__dict__.pop("_defaults", None)
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """As pydantic's (`update` is not validated); a key given as `str` stays a
+        `SecretStr`, your httpx clients are shared and the copy opens its own pool."""
+        if update:
+            update = {
+                name: _as_secret(value) if name in SECRET_FIELDS else value
+                for name, value in update.items()
+            }
+        if deep and update:
+            return self.__deepcopy__().model_copy(update=update)
+        return super().model_copy(update=update, deep=deep)
+
+    def __copy__(self) -> Self:
+        copied = super().__copy__()
+        copied.__pydantic_private__ = {**(self.__pydantic_private__ or {}), "_client": None}
+        copied._forget_derived()  # `model_copy(update=...)` sets fields after this
+        return copied
+
+    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
+        memo = {} if memo is None else memo
+        # Connection pools are shared (yours) or rebuilt (ours), never copied.
+        for shared in (self.http_client, self.async_http_client):
+            if shared is not None:
+                memo[id(shared)] = shared
+        if self._client is not None:
+            memo[id(self._client)] = None
+        copied = super().__deepcopy__(memo)
+        copied._forget_derived()
+        return copied
+
+    def __getstate__(self) -> dict[Any, Any]:
+        # Pickled without the pools (they hold locks and sockets) and without your
+        # httpx clients (they belong to this process); the copy opens its own.
+        copied = self.__copy__()
+        copied.__dict__["http_client"] = copied.__dict__["async_http_client"] = None
+        state: dict[Any, Any] = super(ObiguardFields, copied).__getstate__()
+        return state
+
+    # -- the transport client ------------------------------------------------------
+
+    @property
+    def client(self) -> CompletionsClient:
+        """The transport client, made on first use (one connection pool per LLM)."""
+        # Read from the private dict: attribute lookup of a private attribute goes
+        # through a failed lookup along the deep class hierarchy first.
+        private = cast("dict[str, Any]", self.__pydantic_private__)
+        client: CompletionsClient | None = private["_client"]
+        if client is None:
+            with _CLIENT_LOCK:
+                client = private["_client"]
+                if client is None:
+                    client = private["_client"] = self._new_client()
+        return client
+
+    def _new_client(self) -> CompletionsClient:
+        options = {option: getattr(self, name) for name, option in _OPTION_OF_FIELD.items()}
+        options["api_key"] = require_api_key(self.api_key)
+        return CompletionsClient(
+            base_url=self.base_url,
+            options=GatewayOptions(**options),
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            http_client=self.http_client,
+            async_http_client=self.async_http_client,
+        )
+
+    def close(self) -> None:
+        """Close the pooled sync connections (an `http_client` you passed stays open)."""
+        client = cast("dict[str, Any]", self.__pydantic_private__).get("_client")
+        if client is not None:
+            client.close()
+
+    async def aclose(self) -> None:
+        """Close the pooled async connections (an `async_http_client` stays open)."""
+        client = cast("dict[str, Any]", self.__pydantic_private__).get("_client")
+        if client is not None:
+            await client.aclose()
+
+    # -- one call's requests -------------------------------------------------------
+
+    @classmethod
+    @functools.cache
+    def _call_rules(cls) -> CallRules:
+        body = frozenset({"model", *BODY_FIELDS})
+        return CallRules(
+            owner=cls.__name__,
+            extras=cls._extras_field,
+            body=body,
+            gateway=_PER_CALL_GATEWAY,
+            secrets=SECRET_FIELDS,
+            settings=frozenset(cls.model_fields) - body - set(_PER_CALL_GATEWAY),
+            unknown_to_body=cls._unknown_to_body,
+        )
+
+    @functools.cached_property
+    def _defaults(self) -> dict[str, Any]:
+        """The configured `model` and body fields; computed once, dropped when a field
+        changes (`_forget_derived`)."""
+        settings = {name: getattr(self, name) for name in BODY_FIELDS}
+        settings["model"] = self.model
+        return settings
+
+    def _plan(
+        self,
+        prompts: Sequence[str],
+        kwargs: Mapping[str, Any],
+        *,
+        stop: Sequence[str] | None = None,
+        stream: bool = False,
+        batch_size: int = 1,
+        stream_usage: bool = True,
+    ) -> CallPlan:
+        """The validated requests of one call (see `calls.plan_call`)."""
+        return plan_call(
+            self._defaults,
+            getattr(self, self._extras_field),
+            prompts,
+            kwargs,
+            self._call_rules(),
+            stop=stop,
+            batch_size=batch_size,
+            stream=stream,
+            stream_usage=stream_usage,
+        )
+
+
+def _refuse_masked(data: Mapping[str, Any], owner: str) -> None:
+    """A masked secret (as `model_dump`/`to_dict` write it) must be given again, not sent."""
+    headers = data.get("default_headers")
+    if isinstance(headers, Mapping):
+        for name, value in headers.items():
+            if value == MASK:
+                raise RequestValidationError(
+                    f"default_headers[{name!r}] is masked ({MASK}, as serialization writes "
+                    f"secrets): pass the real value, e.g. {owner}.from_dict(data, "
+                    "default_headers={...})"
+                )
+    for name in ("config", *SECRET_FIELDS):
+        if holds_mask(data.get(name)):
+            raise RequestValidationError(
+                f"{name} holds a masked secret ({MASK}, as serialization writes secrets): "
+                f"pass the real value, e.g. {owner}.from_dict(data, {name}=...)"
+            )

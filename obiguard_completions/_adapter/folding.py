@@ -1,0 +1,113 @@
+"""Folding a stream's chunks into one answer, as a non-streamed call would give it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from .._gateway_info import GatewayInfo
+from .._models import Completion, CompletionChoice, CompletionLogprobs, CompletionUsage
+
+__all__ = ["StreamFold"]
+
+_LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
+
+
+@dataclass
+class _Choice:
+    texts: list[str] = field(default_factory=list)
+    logprobs: CompletionLogprobs | None = None
+    finish_reason: str | None = None
+
+
+def _extend(into: CompletionLogprobs, more: CompletionLogprobs) -> None:
+    for name in _LOGPROB_LISTS:
+        part = getattr(more, name)
+        if part is not None:
+            current = getattr(into, name)
+            setattr(into, name, part if current is None else current + part)
+
+
+class StreamFold:
+    """Remembers what a stream said, chunk by chunk: each choice's text, logprobs and
+    finish reason, the usage, model and fingerprint, and the gateway headers.
+
+    `completion()` is the whole stream as one `Completion` (choices joined by index),
+    `choices()` a summary of every choice. The adapters turn each chunk into their
+    framework's chunk themselves; this is what the end of a stream needs.
+    """
+
+    __slots__ = ("_choices", "first", "fingerprint", "gateway", "usage")
+
+    def __init__(self) -> None:
+        self.gateway: GatewayInfo | None = None
+        self.first: Completion | None = None
+        self.usage: CompletionUsage | None = None
+        self.fingerprint: str | None = None
+        self._choices: dict[int, _Choice] = {}
+
+    def add(self, chunk: Completion) -> None:
+        """Record one chunk."""
+        if self.first is None:
+            self.first = chunk
+        if chunk.usage is not None:
+            self.usage = chunk.usage
+        if chunk.system_fingerprint:
+            self.fingerprint = chunk.system_fingerprint
+        choices = self._choices
+        for choice in chunk.choices:
+            parts = choices.get(choice.index)
+            if parts is None:
+                parts = choices[choice.index] = _Choice()
+            parts.texts.append(choice.text)
+            if choice.logprobs is not None:
+                if parts.logprobs is None:
+                    parts.logprobs = choice.logprobs.model_copy()
+                else:
+                    _extend(parts.logprobs, choice.logprobs)
+            if choice.finish_reason is not None:
+                parts.finish_reason = choice.finish_reason
+
+    @property
+    def model(self) -> str:
+        """The model named by the stream ("" when none)."""
+        return self.first.model if self.first is not None else ""
+
+    def finish_reason(self, index: int = 0) -> str | None:
+        """The finish reason of choice `index` (None until known)."""
+        parts = self._choices.get(index)
+        return parts.finish_reason if parts is not None else None
+
+    def choice_count(self) -> int:
+        """How many choices the stream has carried so far."""
+        return len(self._choices)
+
+    def choices(self) -> list[dict[str, Any]]:
+        """Every streamed choice so far: index, text, finish_reason."""
+        return [
+            {"index": index, "text": "".join(parts.texts), "finish_reason": parts.finish_reason}
+            for index, parts in sorted(self._choices.items())
+        ]
+
+    def completion(self) -> Completion:
+        """The whole stream as one completion, with the gateway headers attached."""
+        first = self.first
+        completion = Completion(
+            id=first.id if first else "",
+            created=first.created if first else 0,
+            model=first.model if first else "",
+            choices=[
+                CompletionChoice(
+                    text="".join(parts.texts),
+                    index=index,
+                    logprobs=parts.logprobs,
+                    finish_reason=parts.finish_reason,
+                )
+                for index, parts in sorted(self._choices.items())
+            ],
+            usage=self.usage,
+            system_fingerprint=self.fingerprint,
+        )
+        if self.gateway is not None:
+            completion._attach_gateway(self.gateway)
+        return completion
