@@ -22,10 +22,16 @@ $(VENV)/.server: $(VENV)/.installed scripts/model_server.py
 	$(VPY) scripts/model_server.py ensure
 	@touch $@
 
+# The open-source gateway (npm, renamed to x-obiguard-) for tests/gateway; needs node + npm.
+$(VENV)/.gateway: $(VENV)/.installed scripts/gateway_server.py scripts/gateway/package.json scripts/gateway/package-lock.json
+	@echo "==> local gateway: npm ci @portkey-ai/gateway 1.15.2 into .cache/gateway (one time)"
+	$(VPY) scripts/gateway_server.py ensure --allow-missing-node
+	@touch $@
+
 demo: $(VENV)/.server
 	$(VPY) scripts/demo.py
 
-test: $(VENV)/.server
+test: $(VENV)/.server $(VENV)/.gateway
 	$(VPY) -m pytest $(PYTEST_ARGS)
 
 live: $(VENV)/.installed
@@ -46,6 +52,7 @@ bench:
 
 server-stop:
 	-$(PYTHON) scripts/model_server.py stop
+	-$(PYTHON) scripts/gateway_server.py stop
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
