@@ -1,63 +1,40 @@
 """`ObiguardLLM`: a LangChain `BaseLLM` on the Obiguard gateway's `POST /completions`.
 
-The class holds fields and the four LangChain entry points; requests are built and
-answers read by the pure functions of `_convert`, and the HTTP work (pooling, retries,
-SSE) is the transport's.
+The shared settings, their checks and the transport client come from the adapter core
+(`ObiguardFields`); this class adds LangChain's fields and identity, serialization and
+the four entry points, which only send, iterate and call back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import difflib
-import functools
-import threading
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, ClassVar, TypeVar
 
 import httpx
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseLLM, LangSmithParams
 from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
 from langchain_core.outputs import GenerationChunk, LLMResult
-from pydantic import (
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    ValidationInfo,
-    field_validator,
-    model_validator,
-)
-from typing_extensions import Self
+from pydantic import ConfigDict, Field
 
-from obiguard_completions import (
+from obiguard_completions import Completion, CompletionRequest, RequestValidationError
+from obiguard_completions._adapter import (
     API_KEY_ENV,
     BODY_FIELDS,
     PROVIDER_API_KEY_ENV,
-    CompletionRequest,
-    CompletionsClient,
-    GatewayOptions,
-    RequestValidationError,
-    env_base_url,
-    env_secret,
-    merge_stop,
-    redact_headers,
-    require_api_key,
-)
-
-from ._convert import (
-    Answer,
     CallPlan,
-    StreamMerger,
-    check_model_kwargs,
-    plan_call,
-    to_llm_result,
+    ObiguardFields,
+    StreamFold,
+    merge_stop,
 )
+from obiguard_completions._secrets import mask_headers, mask_tree
+
+from ._convert import chunk_generations, final_chunk, to_llm_result
 from ._serialize import (
     config_has_secrets,
     has_secret_headers,
-    redacted_config,
     serialized_config,
     serialized_headers,
 )
@@ -66,26 +43,7 @@ from ._tokens import approximate_token_count
 __all__ = ["ObiguardLLM"]
 
 _T = TypeVar("_T")
-_CLIENT_LOCK = threading.Lock()
-_SECRET_FIELDS = frozenset({"api_key", "provider_api_key"})
-_TRANSPORT_FIELDS = frozenset(
-    {
-        "api_key",
-        "base_url",
-        "provider",
-        "provider_api_key",
-        "config",
-        "trace_id",
-        "obiguard_metadata",
-        "cache_namespace",
-        "cache_force_refresh",
-        "default_headers",
-        "timeout",
-        "max_retries",
-        "http_client",
-        "http_async_client",
-    }
-)
+_GATEWAY_PARAMS = ("provider", "trace_id", "obiguard_metadata", "cache_namespace")
 
 
 async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
@@ -102,7 +60,7 @@ async def _all(awaitables: Sequence[Awaitable[_T]]) -> list[_T]:
         raise
 
 
-class ObiguardLLM(BaseLLM):
+class ObiguardLLM(ObiguardFields, BaseLLM):
     """Text-completion LLM served by the Obiguard AI gateway (`POST {base_url}/completions`).
 
     Example:
@@ -115,9 +73,10 @@ class ObiguardLLM(BaseLLM):
 
     Call-time keyword arguments (`invoke(..., temperature=0)`, `bind(...)`) override the
     body fields, `model`, `model_kwargs` (merged) and `stream_usage` for that call only;
-    any other name is a `ValueError`. Several prompts (`generate`, `batch`) go
-    `batch_size` at a time in one request. Every value is checked against the API
-    contract before any I/O.
+    `stop` is merged with the configured one; per-request gateway values (`trace_id`,
+    `obiguard_metadata`, ...) become headers of that call; any other name is a
+    `ValueError`. Several prompts (`generate`, `batch`) go `batch_size` at a time in one
+    request. Every value is checked against the API contract before any I/O.
     """
 
     model_config = ConfigDict(
@@ -125,80 +84,12 @@ class ObiguardLLM(BaseLLM):
         populate_by_name=True,
         protected_namespaces=(),
         arbitrary_types_allowed=True,
+        hide_input_in_errors=True,
     )
+    _extras_field: ClassVar[str] = "model_kwargs"
 
-    # -- gateway -----------------------------------------------------------------------
-
-    model: str = Field(default="gpt-3.5-turbo-instruct", alias="model_name")
-    """Model id, resolved by the gateway (or its config) to a provider's model."""
-    api_key: SecretStr | None = Field(default_factory=lambda: env_secret(API_KEY_ENV))
-    """Obiguard API key or virtual key (`vk-obg...`); default: env `OBIGUARD_API_KEY`."""
-    base_url: str = Field(default_factory=env_base_url)
-    """Gateway URL; default: env `OBIGUARD_BASE_URL`, else `https://gateway.obiguard.ai/v1`."""
-    provider: str | None = None
-    """`x-obiguard-provider`: the provider to route to."""
-    provider_api_key: SecretStr | None = Field(
-        default_factory=lambda: env_secret(PROVIDER_API_KEY_ENV)
-    )
-    """The provider's own key (`Authorization: Bearer`); default: env
-    `OBIGUARD_PROVIDER_API_KEY`."""
-    config: str | dict[str, Any] | None = None
-    """`x-obiguard-config`: a config id, or a config object (sent as JSON)."""
-    trace_id: str | None = None
-    """`x-obiguard-trace-id`."""
-    obiguard_metadata: dict[str, Any] | None = None
-    """`x-obiguard-metadata` (sent as JSON)."""
-    cache_namespace: str | None = None
-    """`x-obiguard-cache-namespace`."""
-    cache_force_refresh: bool | None = None
-    """`x-obiguard-cache-force-refresh`."""
-    default_headers: dict[str, str] | None = None
-    """Extra request headers, sent as given; secret ones are hidden from serialization."""
-    timeout: float | None = Field(default=60.0, gt=0, alias="request_timeout")
-    """Seconds before a request times out (None: never)."""
-    max_retries: int = Field(default=2, ge=0)
-    """Retries after a failed attempt (connection error, 408/409/429/5xx); the only retry
-    layer: at most `1 + max_retries` attempts."""
-    http_client: httpx.Client | None = Field(default=None, exclude=True)
-    """Your own `httpx.Client` for the sync calls (left open); not serialized."""
-    http_async_client: httpx.AsyncClient | None = Field(default=None, exclude=True)
-    """Your own `httpx.AsyncClient` for the async calls (left open); not serialized."""
-
-    # -- body fields (None: left out of the body) ----------------------------------------
-
-    temperature: float | None = None
-    """Sampling temperature in [0, 2]."""
-    max_tokens: int | None = 256
-    """Maximum number of tokens to generate (None: the server's default)."""
-    top_p: float | None = None
-    """Nucleus sampling mass in [0, 1]."""
-    frequency_penalty: float | None = None
-    """Penalty in [-2, 2] on tokens by their frequency so far."""
-    presence_penalty: float | None = None
-    """Penalty in [-2, 2] on tokens that already appeared."""
-    n: int | None = None
-    """Completions per prompt (1-128)."""
-    best_of: int | None = None
-    """Server-side candidates per prompt (n <= best_of <= 20); not with streaming."""
-    logprobs: int | None = None
-    """Log probabilities of the chosen token and this many alternatives (0-5)."""
-    logit_bias: dict[str, int] | None = None
-    """Token id (as a string) to a bias in [-100, 100]."""
-    seed: int | None = None
-    """Best-effort deterministic sampling seed."""
-    echo: bool | None = None
-    """Echo the prompt before the completion."""
-    suffix: str | None = None
-    """Text that comes after the completion."""
-    user: str | None = None
-    """End-user id for abuse monitoring."""
-    stop: str | list[str] | None = None
-    """Stop sequences, merged with the call's (at most 4 in all)."""
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra body fields outside the API contract (a provider's own options)."""
-
-    # -- LangChain behaviour ------------------------------------------------------------
-
     batch_size: int = Field(default=20, ge=1)
     """Prompts per HTTP request in `generate`/`batch` (the API's array prompt)."""
     streaming: bool = False
@@ -206,60 +97,13 @@ class ObiguardLLM(BaseLLM):
     stream_usage: bool = True
     """Ask streamed requests for the token usage (`stream_options.include_usage`)."""
 
-    _client: CompletionsClient | None = PrivateAttr(default=None)
+    def _streams_by_default(self) -> bool:
+        return self.streaming
 
-    # -- validation ---------------------------------------------------------------------
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject_unknown_arguments(cls, values: Any) -> Any:
-        if isinstance(values, dict):
-            known = set(cls.model_fields) | {
-                field.alias for field in cls.model_fields.values() if field.alias
-            }
-            unknown = sorted(str(name) for name in values if name not in known)
-            if unknown:
-                hints = []
-                for name in unknown:
-                    close = difflib.get_close_matches(name, sorted(known), n=1)
-                    hints.append(f"{name!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-                raise ValueError(
-                    f"ObiguardLLM got unknown argument(s) {', '.join(hints)}. "
-                    "Put provider-specific body fields in model_kwargs={...}."
-                )
-        return values
-
-    @field_validator("api_key", "provider_api_key", mode="before")
-    @classmethod
-    def _none_reads_the_environment(cls, value: Any, info: ValidationInfo) -> Any:
-        # e.g. `load(...)` without the secret in `secrets_map` passes None
-        if value is None:
-            return env_secret(API_KEY_ENV if info.field_name == "api_key" else PROVIDER_API_KEY_ENV)
-        return value
-
-    @field_validator("default_headers", mode="before")
-    @classmethod
-    def _drop_unset_headers(cls, headers: Any) -> Any:
-        # A secret header not given back to `load(..., secrets_map=...)` arrives as None.
-        if isinstance(headers, Mapping):
-            return {name: value for name, value in headers.items() if value is not None}
-        return headers
-
-    @model_validator(mode="after")
-    def _check_settings(self) -> ObiguardLLM:
-        require_api_key(self.api_key)
-        check_model_kwargs(self.model_kwargs)
-        # Build one request now, so a bad value fails here, not at the server.
-        plan_call(
-            self._call_settings,
-            ["x"],
-            None,
-            {},
-            batch_size=1,
-            stream=self.streaming,
-            stream_usage=self.stream_usage,
-        )
-        return self
+    @property
+    def http_async_client(self) -> httpx.AsyncClient | None:
+        """The `async_http_client` (the name langchain-openai uses)."""
+        return self.async_http_client
 
     # -- LangChain identity, tracing and serialization ----------------------------------
 
@@ -308,14 +152,9 @@ class ObiguardLLM(BaseLLM):
             kwargs["config"] = serialized_config(self.config)
         return {**constructor, "kwargs": kwargs}
 
-    def __repr_args__(self) -> Any:
-        for name, value in super().__repr_args__():
-            if name == "default_headers":
-                yield name, redact_headers(value)
-            elif name == "config":
-                yield name, redacted_config(value)
-            else:
-                yield name, value
+    def _forget_derived(self) -> None:
+        super()._forget_derived()
+        self.__dict__.pop("_serialized", None)  # LangChain's cached callback `serialized`
 
     @property
     def _identifying_params(self) -> Mapping[str, Any]:
@@ -329,16 +168,16 @@ class ObiguardLLM(BaseLLM):
         params["batch_size"] = self.batch_size
         params["streaming"] = self.streaming
         params["stream_usage"] = self.stream_usage
-        for name in ("provider", "trace_id", "obiguard_metadata", "cache_namespace"):
+        for name in _GATEWAY_PARAMS:
             value = getattr(self, name)
             if value is not None:
                 params[name] = value
         if self.cache_force_refresh is not None:
             params["cache_force_refresh"] = self.cache_force_refresh
         if self.config is not None:
-            params["config"] = redacted_config(self.config)
+            params["config"] = mask_tree(self.config)
         if self.default_headers:
-            params["default_headers"] = redact_headers(self.default_headers)
+            params["default_headers"] = mask_headers(self.default_headers)
         return params
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -355,160 +194,69 @@ class ObiguardLLM(BaseLLM):
             params["ls_max_tokens"] = max_tokens
         # What is sent: the configured and the call's (or bound) sequences, merged.
         with contextlib.suppress(ValueError):
-            merged = merge_stop(self.stop, stop)
+            merged = merge_stop(self.stop, kwargs.get("stop"), stop)
             if merged:
                 params["ls_stop"] = merged
         return params
 
-    # -- transport ----------------------------------------------------------------------
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        if name in _SECRET_FIELDS and isinstance(value, str):
-            value = SecretStr(value)  # as the constructor does: never held as plain text
-        super().__setattr__(name, value)
-        if name in type(self).model_fields:
-            self._forget_derived()
-            if name in _TRANSPORT_FIELDS:
-                # The next call builds a client with the new settings; the old one's
-                # pooled connections are closed now rather than left to the collector.
-                old, self._client = self._client, None
-                if old is not None:
-                    old.discard()
-
-    def _forget_derived(self) -> None:
-        """Drop the cached values computed from the fields: LangChain's `_serialized`
-        (the `serialized` of callbacks) and `_call_settings`."""
-        self.__dict__.pop("_serialized", None)
-        self.__dict__.pop("_call_settings", None)
-
-    def __copy__(self) -> Self:
-        copied = super().__copy__()
-        copied.__pydantic_private__ = {"_client": None}
-        # `model_copy(update=...)` sets the copy's fields after this, bypassing __setattr__.
-        copied._forget_derived()
-        return copied
-
-    def __deepcopy__(self, memo: dict[int, Any] | None = None) -> Self:
-        memo = {} if memo is None else memo
-        for shared in (self.http_client, self.http_async_client, self._client):
-            if shared is not None:  # connection pools are shared or rebuilt, not copied
-                memo[id(shared)] = shared if shared is not self._client else None
-        copied = super().__deepcopy__(memo)
-        copied._forget_derived()
-        return copied
-
-    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
-        """As pydantic's; a deep copy with `update` goes through `__deepcopy__` too, so
-        your httpx clients are shared rather than copied (they cannot be)."""
-        if deep and update:
-            return self.__deepcopy__().model_copy(update=update)
-        return super().model_copy(update=update, deep=deep)
-
-    def _transport(self) -> CompletionsClient:
-        # Not `self._client`: reading a private attribute goes through a failed lookup
-        # along this deep class hierarchy first (a few µs on every call).
-        private = cast("dict[str, Any]", self.__pydantic_private__)
-        client: CompletionsClient | None = private["_client"]
-        if client is None:
-            with _CLIENT_LOCK:
-                client = private["_client"]
-                if client is None:
-                    client = CompletionsClient(
-                        base_url=self.base_url,
-                        options=GatewayOptions(
-                            api_key=self.api_key,
-                            provider=self.provider,
-                            provider_api_key=self.provider_api_key,
-                            config=self.config,
-                            trace_id=self.trace_id,
-                            metadata=self.obiguard_metadata,
-                            cache_namespace=self.cache_namespace,
-                            cache_force_refresh=self.cache_force_refresh,
-                            default_headers=self.default_headers,
-                        ),
-                        timeout=self.timeout,
-                        max_retries=self.max_retries,
-                        http_client=self.http_client,
-                        async_http_client=self.http_async_client,
-                    )
-                    private["_client"] = client
-        return client
-
-    def close(self) -> None:
-        """Close this LLM's pooled sync connections (a client you passed in stays open)."""
-        if self._client is not None:
-            self._client.close()
-
-    async def aclose(self) -> None:
-        """Close this LLM's pooled async connections (a client you passed in stays open)."""
-        if self._client is not None:
-            await self._client.aclose()
-
     # -- requests -----------------------------------------------------------------------
 
-    @functools.cached_property
-    def _call_settings(self) -> dict[str, Any]:
-        """The constructor's `model`, body fields and `model_kwargs`, as `plan_call` reads
-        them; computed once, dropped when a field changes (`_forget_derived`)."""
-        settings = {name: getattr(self, name) for name in BODY_FIELDS}
-        settings["model"] = self.model
-        settings["model_kwargs"] = self.model_kwargs
-        return settings
-
-    def _plan(
-        self,
-        prompts: Sequence[str],
-        stop: Sequence[str] | None,
-        kwargs: Mapping[str, Any],
-        *,
-        stream: bool,
+    def _call_plan(
+        self, prompts: Sequence[str], stop: Sequence[str] | None, kwargs: Mapping[str, Any]
     ) -> CallPlan:
-        return plan_call(
-            self._call_settings,
+        return self._plan(
             prompts,
-            stop,
             kwargs,
+            stop=stop,
+            stream=self.streaming,
             batch_size=self.batch_size,
-            stream=stream,
             stream_usage=self.stream_usage,
         )
 
-    def _stream_request(
+    def _stream_plan(
         self, prompt: str, stop: Sequence[str] | None, kwargs: Mapping[str, Any]
-    ) -> CompletionRequest:
+    ) -> tuple[CompletionRequest, dict[str, str] | None]:
         for name in ("n", "best_of"):
-            value = kwargs[name] if name in kwargs else getattr(self, name)
+            value = kwargs.get(name) or getattr(self, name)
             if value is not None and value > 1:
                 raise RequestValidationError(
                     f"stream()/astream() yield one completion, so {name} must be 1, got "
                     f"{name}={value}; use invoke()/generate() (streaming=True streams each "
                     "choice separately) for several completions"
                 )
-        return self._plan([prompt], stop, kwargs, stream=True).requests[0]
+        plan = self._plan([prompt], kwargs, stop=stop, stream=True, stream_usage=self.stream_usage)
+        return plan.requests[0], plan.headers
 
     # -- sync ---------------------------------------------------------------------------
 
     def _chunks(
         self,
         request: CompletionRequest,
-        merger: StreamMerger,
+        headers: dict[str, str] | None,
+        fold: StreamFold,
         run_manager: CallbackManagerForLLMRun | None,
+        *,
+        with_index: bool,
     ) -> Iterator[GenerationChunk]:
-        with self._transport().stream(request) as stream:
+        with self.client.stream(request, extra_headers=headers) as stream:
             for completion in stream:
-                for chunk in merger.add(completion):
+                fold.add(completion)
+                for chunk in chunk_generations(completion, with_index=with_index):
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            merger.gateway = stream.gateway
+            fold.gateway = stream.gateway
 
     def _collect(
-        self, request: CompletionRequest, run_manager: CallbackManagerForLLMRun | None
-    ) -> Answer:
-        merger = StreamMerger(with_index=True)
-        for _ in self._chunks(request, merger, run_manager):
+        self,
+        request: CompletionRequest,
+        headers: dict[str, str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+    ) -> Completion:
+        fold = StreamFold()
+        for _ in self._chunks(request, headers, fold, run_manager, with_index=True):
             pass
-        return merger.answer()
+        return fold.completion()
 
     def _generate(
         self,
@@ -517,15 +265,12 @@ class ObiguardLLM(BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        plan = self._plan(prompts, stop, kwargs, stream=self.streaming)
-        client = self._transport()
+        plan = self._call_plan(prompts, stop, kwargs)
         if self.streaming:
-            answers = [self._collect(request, run_manager) for request in plan.requests]
+            answers = [self._collect(r, plan.headers, run_manager) for r in plan.requests]
         else:
-            answers = []
-            for request in plan.requests:
-                completion = client.create(request)
-                answers.append(Answer(completion, completion.gateway))
+            client = self.client
+            answers = [client.create(r, extra_headers=plan.headers) for r in plan.requests]
         return to_llm_result(answers, plan)
 
     def _stream(
@@ -535,10 +280,10 @@ class ObiguardLLM(BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
-        request = self._stream_request(prompt, stop, kwargs)
-        merger = StreamMerger(with_index=False)
-        yield from self._chunks(request, merger, run_manager)
-        final = merger.final_chunk()
+        request, headers = self._stream_plan(prompt, stop, kwargs)
+        fold = StreamFold()
+        yield from self._chunks(request, headers, fold, run_manager, with_index=False)
+        final = final_chunk(fold)
         if run_manager is not None:
             run_manager.on_llm_new_token(final.text, chunk=final)
         yield final
@@ -548,28 +293,31 @@ class ObiguardLLM(BaseLLM):
     async def _achunks(
         self,
         request: CompletionRequest,
-        merger: StreamMerger,
+        headers: dict[str, str] | None,
+        fold: StreamFold,
         run_manager: AsyncCallbackManagerForLLMRun | None,
+        *,
+        with_index: bool,
     ) -> AsyncIterator[GenerationChunk]:
-        async with self._transport().astream(request) as stream:
+        async with self.client.astream(request, extra_headers=headers) as stream:
             async for completion in stream:
-                for chunk in merger.add(completion):
+                fold.add(completion)
+                for chunk in chunk_generations(completion, with_index=with_index):
                     if run_manager is not None:
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            merger.gateway = stream.gateway
+            fold.gateway = stream.gateway
 
     async def _acollect(
-        self, request: CompletionRequest, run_manager: AsyncCallbackManagerForLLMRun | None
-    ) -> Answer:
-        merger = StreamMerger(with_index=True)
-        async for _ in self._achunks(request, merger, run_manager):
+        self,
+        request: CompletionRequest,
+        headers: dict[str, str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+    ) -> Completion:
+        fold = StreamFold()
+        async for _ in self._achunks(request, headers, fold, run_manager, with_index=True):
             pass
-        return merger.answer()
-
-    async def _acreate(self, client: CompletionsClient, request: CompletionRequest) -> Answer:
-        completion = await client.acreate(request)
-        return Answer(completion, completion.gateway)
+        return fold.completion()
 
     async def _agenerate(
         self,
@@ -578,12 +326,13 @@ class ObiguardLLM(BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> LLMResult:
-        plan = self._plan(prompts, stop, kwargs, stream=self.streaming)
-        client = self._transport()
+        plan = self._call_plan(prompts, stop, kwargs)
+        headers = plan.headers
         if self.streaming:
-            answers = await _all([self._acollect(r, run_manager) for r in plan.requests])
+            answers = await _all([self._acollect(r, headers, run_manager) for r in plan.requests])
         else:
-            answers = await _all([self._acreate(client, r) for r in plan.requests])
+            client = self.client
+            answers = await _all([client.acreate(r, extra_headers=headers) for r in plan.requests])
         return to_llm_result(answers, plan)
 
     async def _astream(
@@ -593,11 +342,11 @@ class ObiguardLLM(BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
-        request = self._stream_request(prompt, stop, kwargs)
-        merger = StreamMerger(with_index=False)
-        async for chunk in self._achunks(request, merger, run_manager):
+        request, headers = self._stream_plan(prompt, stop, kwargs)
+        fold = StreamFold()
+        async for chunk in self._achunks(request, headers, fold, run_manager, with_index=False):
             yield chunk
-        final = merger.final_chunk()
+        final = final_chunk(fold)
         if run_manager is not None:
             await run_manager.on_llm_new_token(final.text, chunk=final)
         yield final

@@ -99,7 +99,9 @@ def _refuse(name: str, where: str, rules: CallRules) -> None:
         )
     close = difflib.get_close_matches(name, rules.known(), n=1, cutoff=0.85)
     if close:
-        raise RequestValidationError(f"unknown argument {name!r} in {where}: did you mean {close[0]!r}?")
+        raise RequestValidationError(
+            f"unknown argument {name!r} in {where}: did you mean {close[0]!r}?"
+        )
 
 
 def check_extras(extras: Mapping[str, Any], rules: CallRules, where: str) -> dict[str, Any]:

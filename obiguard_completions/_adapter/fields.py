@@ -58,9 +58,7 @@ class _TransportFields(BaseModel):
 
     model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
 
-    api_key: SecretStr | None = Field(
-        default_factory=lambda: env_secret(API_KEY_ENV), exclude=True
-    )
+    api_key: SecretStr | None = Field(default_factory=lambda: env_secret(API_KEY_ENV), exclude=True)
     """Obiguard API key or virtual key (`vk-obg...`), sent as `x-obiguard-api-key`;
     default: env `OBIGUARD_API_KEY`."""
     base_url: str = Field(default_factory=env_base_url)
@@ -108,9 +106,7 @@ class _BodyFields(BaseModel):
 
     model_config = ConfigDict(use_attribute_docstrings=True, protected_namespaces=())
 
-    model: str = Field(
-        default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name")
-    )
+    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name"))
     """Model id, resolved by the gateway (or its config) to a provider's model; alias
     `model_name`."""
     temperature: float | None = None
@@ -148,7 +144,9 @@ BODY_FIELDS: tuple[str, ...] = tuple(name for name in _BodyFields.model_fields i
 TRANSPORT_FIELDS = frozenset(_TransportFields.model_fields)
 """Settings whose change replaces the transport client."""
 SECRET_FIELDS = frozenset(
-    name for name, info in _TransportFields.model_fields.items() if info.annotation == SecretStr | None
+    name
+    for name, info in _TransportFields.model_fields.items()
+    if info.annotation == SecretStr | None
 )
 """Settings held as `SecretStr`."""
 _OPTION_OF_FIELD = {

@@ -37,7 +37,7 @@ class StreamFold:
     framework's chunk themselves; this is what the end of a stream needs.
     """
 
-    __slots__ = ("_choices", "first", "fingerprint", "gateway", "usage")
+    __slots__ = ("_choices", "fingerprint", "first", "gateway", "usage")
 
     def __init__(self) -> None:
         self.gateway: GatewayInfo | None = None

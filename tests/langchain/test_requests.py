@@ -87,9 +87,9 @@ def test_call_time_arguments_override_for_that_call_only(gateway: MockGateway) -
     )
 
 
-def test_call_time_none_leaves_the_field_out(gateway: MockGateway) -> None:
+def test_call_time_none_means_not_given(gateway: MockGateway) -> None:
     gateway.llm(temperature=0.1).invoke("Hi", temperature=None)
-    assert "temperature" not in gateway.bodies()[0]
+    assert gateway.bodies()[0]["temperature"] == 0.1
 
 
 def test_bound_arguments_reach_the_body(gateway: MockGateway) -> None:
@@ -98,9 +98,15 @@ def test_bound_arguments_reach_the_body(gateway: MockGateway) -> None:
     assert (body["seed"], body["stop"]) == (3, ["\n"])
 
 
-def test_unknown_call_argument_fails_before_any_request(gateway: MockGateway) -> None:
-    with pytest.raises(ValueError, match=r"unknown call argument.*temprature.*model_kwargs"):
+def test_misspelt_call_argument_fails_before_any_request(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match=r"'temprature'.*did you mean 'temperature'"):
         gateway.llm().invoke("Hi", temprature=0.5)
+    assert gateway.requests == []
+
+
+def test_unknown_call_argument_fails_before_any_request(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match=r"unknown call argument 'colour'.*model_kwargs"):
+        gateway.llm().invoke("Hi", colour="blue")
     assert gateway.requests == []
 
 
@@ -135,9 +141,32 @@ def test_model_kwargs_are_sent_as_extra_body_fields(gateway: MockGateway) -> Non
     assert (body["top_k"], body["repetition_penalty"]) == (9, 1.1)
 
 
-def test_call_time_model_kwargs_may_not_repeat_a_spec_field(gateway: MockGateway) -> None:
-    with pytest.raises(ValueError, match=r"model_kwargs may not hold.*temperature"):
-        gateway.llm().invoke("Hi", model_kwargs={"temperature": 1})
+def test_spec_field_in_call_time_model_kwargs_is_validated(gateway: MockGateway) -> None:
+    with pytest.raises(ValueError, match=r"temperature must be between 0 and 2"):
+        gateway.llm().invoke("Hi", model_kwargs={"temperature": 3})
+    assert gateway.requests == []
+
+
+def test_spec_field_in_call_time_model_kwargs_moves_to_its_field(gateway: MockGateway) -> None:
+    gateway.llm().invoke("Hi", model_kwargs={"temperature": 1, "top_k": 5})
+    body = gateway.bodies()[0]
+    assert (body["temperature"], body["top_k"]) == (1, 5)
+
+
+def test_per_call_gateway_values_become_headers_of_that_call(gateway: MockGateway) -> None:
+    llm = gateway.llm(trace_id="configured")
+    llm.invoke("Hi", trace_id="call-7", obiguard_metadata={"user": "u1"})
+    llm.invoke("Hi")
+    first, second = gateway.requests
+    assert first.headers["x-obiguard-trace-id"] == "call-7"
+    assert first.headers["x-obiguard-metadata"] == '{"user":"u1"}'
+    assert second.headers["x-obiguard-trace-id"] == "configured"
+
+
+@pytest.mark.parametrize("name", ["api_key", "provider_api_key"])
+def test_secrets_per_call_are_refused(gateway: MockGateway, name: str) -> None:
+    with pytest.raises(ValueError, match=f"{name} cannot be given"):
+        gateway.llm().invoke("Hi", **{name: "sk-call"})
     assert gateway.requests == []
 
 

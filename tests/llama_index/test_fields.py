@@ -97,6 +97,11 @@ def test_out_of_range_client_settings_are_rejected(field: str, value: int) -> No
         ObiguardLLM(api_key=API_KEY, **{field: value})
 
 
+def test_a_misspelt_constructor_argument_is_rejected_with_a_hint() -> None:
+    with pytest.raises(ValueError, match=r"'temprature' \(did you mean 'temperature'\?\)"):
+        ObiguardLLM(api_key=API_KEY, temprature=0.5)
+
+
 def test_a_misspelt_additional_kwarg_is_rejected() -> None:
     with pytest.raises(ValueError, match="did you mean 'max_tokens'"):
         ObiguardLLM(api_key=API_KEY, additional_kwargs={"max_token": 5})

@@ -45,14 +45,22 @@ def test_constructor_body_fields_are_sent(gateway: MockGateway) -> None:
 
 def test_call_time_keywords_override_the_constructor(gateway: MockGateway) -> None:
     llm = gateway.llm(temperature=0.1, max_tokens=10, stop=["A"], model="m-1")
-    llm.complete("x", temperature=0.9, max_tokens=20, stop=["B"], model="m-2")
+    llm.complete("x", temperature=0.9, max_tokens=20, model="m-2")
     body = gateway.body()
-    assert (body["temperature"], body["max_tokens"], body["stop"], body["model"]) == (
-        0.9,
-        20,
-        ["B"],
-        "m-2",
-    )
+    assert (body["temperature"], body["max_tokens"], body["model"]) == (0.9, 20, "m-2")
+
+
+def test_call_time_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
+    gateway.llm(stop=["A", "B"]).complete("x", stop=["B", "Observation:"])
+    assert gateway.body()["stop"] == ["A", "B", "Observation:"]
+
+
+def test_more_than_four_merged_stop_sequences_fail_before_any_request(
+    gateway: MockGateway,
+) -> None:
+    with pytest.raises(ValueError, match="at most 4 stop sequences"):
+        gateway.llm(stop=["a", "b", "c"]).complete("x", stop=["d", "e"])
+    assert gateway.requests == []
 
 
 def test_call_time_override_lasts_one_call(gateway: MockGateway) -> None:
