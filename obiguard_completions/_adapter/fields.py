@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_serializer,
     field_validator,
@@ -175,6 +176,13 @@ class ObiguardFields(_TransportFields, _BodyFields):
     _unknown_to_body: ClassVar[bool] = False
     """Whether an unknown call keyword is an extra body field (LlamaIndex) or an error."""
     _client: CompletionsClient | None = PrivateAttr(default=None)
+
+    def __init__(self, **data: Any) -> None:
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            # pydantic keeps every input value (the keys among them) in `errors()`.
+            raise _without_inputs(exc) from None
 
     # -- validation ----------------------------------------------------------------
 
@@ -412,6 +420,15 @@ class ObiguardFields(_TransportFields, _BodyFields):
             stream=stream,
             stream_usage=stream_usage,
         )
+
+
+def _without_inputs(exc: ValidationError) -> ValidationError:
+    """The same errors with every input value replaced by `MASK`."""
+    details: list[Any] = [
+        {"type": error["type"], "loc": error["loc"], "input": MASK, "ctx": error.get("ctx", {})}
+        for error in exc.errors()
+    ]
+    return ValidationError.from_exception_data(exc.title, details, hide_input=True)
 
 
 def _refuse_masked(data: Mapping[str, Any], owner: str) -> None:

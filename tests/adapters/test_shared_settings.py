@@ -1,0 +1,113 @@
+"""What the adapter core gives both `ObiguardLLM`s alike: each test runs once per
+framework, so a behaviour that drifts between them fails here."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+import pydantic
+import pytest
+
+from langchain_obiguard import ObiguardLLM as LangChainLLM
+from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
+from tests.fault_server import FaultServer
+
+API_KEY = "vk-obg-shared-SECRET-0101"
+PROVIDER_KEY = "sk-shared-PROVIDER-0202"
+HEADER_SECRET = "hdr-shared-SECRET-0303"
+CONFIG_SECRET = "cfg-shared-SECRET-0404"
+SECRETS = (API_KEY, PROVIDER_KEY, HEADER_SECRET, CONFIG_SECRET)
+
+LLMS = [
+    pytest.param(LangChainLLM, lambda llm, prompt: llm.invoke(prompt), id="langchain"),
+    pytest.param(LlamaIndexLLM, lambda llm, prompt: llm.complete(prompt).text, id="llama_index"),
+]
+
+Call = Callable[[Any, str], str]
+
+
+def _with_secrets(**fields: Any) -> dict[str, Any]:
+    return {
+        "api_key": API_KEY,
+        "provider_api_key": PROVIDER_KEY,
+        "default_headers": {"x-api-key": HEADER_SECRET, "x-team": "blue"},
+        "config": {"targets": [{"provider": "openai", "api_key": CONFIG_SECRET}]},
+        **fields,
+    }
+
+
+def _shows_no_secret(text: str) -> bool:
+    return not any(secret in text for secret in SECRETS)
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [{"n": 0}, {"max_tokens": -1}, {"temprature": 0.5}, {"timeout": -1}, {"max_retries": "x"}],
+)
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_constructor_error_carries_no_input_value(
+    cls: type[Any], call: Call, bad: dict[str, Any]
+) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        cls(**_with_secrets(**bad))
+    error = caught.value
+    assert _shows_no_secret(str(error) + repr(error) + repr(error.errors()))
+    assert all(detail["input"] == "**********" for detail in error.errors())
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_misspelt_argument_is_refused_with_a_hint(cls: type[Any], call: Call) -> None:
+    with pytest.raises(ValueError, match=r"'temprature' \(did you mean 'temperature'\?\)"):
+        cls(api_key=API_KEY, temprature=0.5)
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_model_dump_masks_every_secret(cls: type[Any], call: Call) -> None:
+    llm = cls(**_with_secrets())
+    dumped = llm.model_dump()
+    assert _shows_no_secret(llm.model_dump_json() + repr(dumped) + repr(llm) + str(llm))
+    assert "api_key" not in dumped and "provider_api_key" not in dumped
+    assert dumped["default_headers"] == {"x-api-key": "**********", "x-team": "blue"}
+    assert dumped["config"]["targets"][0] == {"provider": "openai", "api_key": "**********"}
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_masked_value_given_back_is_refused_not_sent(cls: type[Any], call: Call) -> None:
+    with pytest.raises(ValueError, match="masked"):
+        cls(api_key=API_KEY, default_headers={"x-api-key": "**********"})
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_an_llm_that_has_made_a_call_pickles_and_works_after(
+    cls: type[Any], call: Call, fault_server: FaultServer
+) -> None:
+    llm = cls(api_key=API_KEY, base_url=fault_server.base_url, max_retries=0)
+    first = call(llm, "Hi")
+    revived = pickle.loads(pickle.dumps(llm))
+    assert call(revived, "Hi") == first
+    assert revived.api_key.get_secret_value() == API_KEY
+    assert revived.client is not llm.client
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_aliases_are_accepted(cls: type[Any], call: Call) -> None:
+    llm = cls(api_key=API_KEY, model_name="m-7", request_timeout=5)
+    assert (llm.model, llm.timeout) == ("m-7", 5)
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_max_tokens_may_be_none(cls: type[Any], call: Call, fault_server: FaultServer) -> None:
+    llm = cls(api_key=API_KEY, base_url=fault_server.base_url, max_tokens=None, max_retries=0)
+    call(llm, "Hi")
+    assert "max_tokens" not in fault_server.requests[-1].json()
+
+
+@pytest.mark.parametrize("name", ["api_key", "provider_api_key"])
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_key_assigned_as_a_string_stays_secret(cls: type[Any], call: Call, name: str) -> None:
+    llm = cls(api_key=API_KEY)
+    setattr(llm, name, "sk-assigned-SECRET")
+    assert isinstance(getattr(llm, name), pydantic.SecretStr)
+    assert "sk-assigned-SECRET" not in repr(llm)
