@@ -6,6 +6,7 @@ llm = ObiguardLLM(model="gpt-3.5-turbo-instruct", provider="openai")
 print(llm.complete("Say hi").text)
 """
 
+from ._function_calling import ObiguardFunctionCallingLLM
 from ._llm import ObiguardLLM
 
-__all__ = ["ObiguardLLM"]
+__all__ = ["ObiguardFunctionCallingLLM", "ObiguardLLM"]

@@ -48,7 +48,7 @@ import ast
 import json
 import re
 import uuid
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal, Union
 
@@ -60,6 +60,7 @@ __all__ = [
     "TOOL_CALL_OPEN",
     "ChatPrompt",
     "InvalidToolCall",
+    "REACT_STOP",
     "ParsedReply",
     "ReplyEvent",
     "ReplyParser",
@@ -69,6 +70,7 @@ __all__ = [
     "build_prompt",
     "new_call_id",
     "parse_reply",
+    "react_stop",
     "render_tool_call",
     "resolve_tool_choice",
     "tool_name",
@@ -81,6 +83,22 @@ _RESPONSE_CLOSE = "</tool_response>"
 _BARE_STARTS = ("{", "[", "`")
 _FENCE = re.compile(r"^```[a-zA-Z0-9_-]*\s*\n?(.*?)\n?\s*(```)?\s*$", re.DOTALL)
 _NAME_IN_RAW = re.compile(r"""["']name["']\s*:\s*["']([^"']+)["']""")
+
+
+REACT_STOP = "Observation:"
+"""Where a ReAct step ends: the framework writes the observation, not the model."""
+_REACT_MARKERS = ("Action Input:", "Observation:")
+
+
+def react_stop(system_texts: Iterable[str]) -> tuple[str, ...]:
+    """`(REACT_STOP,)` when a system text lays out the ReAct format (it names both
+    `Action Input:` and `Observation:`, as LlamaIndex's and LangChain's ReAct prompts
+    do), else `()`: a text ReAct agent sends no stop of its own, so without this a model
+    writes its own observation and the agent believes it."""
+    for text in system_texts:
+        if all(marker in text for marker in _REACT_MARKERS):
+            return (REACT_STOP,)
+    return ()
 
 
 def new_call_id() -> str:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from obiguard_completions import RequestValidationError
 from obiguard_completions._adapter.chat_templates import CHATML, PLAIN, ChatMessage, ToolCall
 from obiguard_completions._adapter.tool_protocol import (
+    REACT_STOP,
     TOOL_CALL_CLOSE,
     TOOL_CALL_OPEN,
     ChatPrompt,
@@ -24,6 +25,7 @@ from obiguard_completions._adapter.tool_protocol import (
     ToolChoice,
     build_prompt,
     parse_reply,
+    react_stop,
     resolve_tool_choice,
 )
 
@@ -362,3 +364,14 @@ def test_streamed_and_whole_replies_read_the_same(reply: str, cuts: list[int]) -
         [*whole.tool_calls, *whole.invalid_tool_calls], key=lambda call: call.id
     )
     assert TOOL_CALL_OPEN not in whole.text
+
+
+# -- ReAct -------------------------------------------------------------------------------
+
+
+def test_a_react_prompt_gets_the_observation_stop() -> None:
+    formatter = pytest.importorskip("llama_index.core.agent.react.formatter")
+    header = formatter.ReActChatFormatter.from_defaults().system_header
+    assert react_stop(["You are helpful.", header]) == (REACT_STOP,)
+    assert react_stop(["You are helpful.", "Observation: we watch the sky."]) == ()
+    assert react_stop([]) == ()
