@@ -9,6 +9,8 @@ adapters are built on it::
     with CompletionsClient(options=GatewayOptions(api_key=SecretStr("vk-obg..."))) as client:
         completion = client.create(CompletionRequest(model="gpt-3.5-turbo-instruct", prompt="Hi"))
         print(completion.choices[0].text, completion.usage)
+        if completion.flagged:  # HTTP 246: a guardrail failed, the answer was let through
+            print(completion.hook_results.summary())
 
 The names in `__all__` are the public API (docs/transport.md); every other module is
 private.
@@ -40,6 +42,7 @@ from ._errors import (
     UnprocessableEntityError,
 )
 from ._gateway_info import GatewayInfo
+from ._guardrails import GuardrailCheck, GuardrailCheckError, HookResult, HookResults
 from ._models import (
     Completion,
     CompletionChoice,
@@ -75,7 +78,11 @@ __all__ = [
     "ConflictError",
     "GatewayInfo",
     "GatewayOptions",
+    "GuardrailCheck",
+    "GuardrailCheckError",
     "GuardrailError",
+    "HookResult",
+    "HookResults",
     "InternalServerError",
     "NotFoundError",
     "ObiguardError",

@@ -23,9 +23,16 @@ from httpx_sse import EventSource, SSEError
 
 from ._errors import ObiguardError, RequestValidationError, StreamError
 from ._gateway_info import GatewayInfo
-from ._options import GatewayOptions, lower_names
+from ._guardrails import HookResults
 from ._models import Completion, CompletionRequest
-from ._outcomes import connection_error, parse_completion, status_error, stream_error
+from ._options import GatewayOptions, lower_names
+from ._outcomes import (
+    connection_error,
+    parse_completion,
+    screen_flagged,
+    status_error,
+    stream_error,
+)
 from ._retry import RetryPolicy, next_delay
 from ._streaming import DONE, AsyncStream, Stream, decode_event
 
@@ -67,7 +74,13 @@ class CompletionsClient:
     """Client of the gateway's text-completions endpoint.
 
     One pooled `httpx.Client` and one `httpx.AsyncClient` per object, made on first use.
-    `max_retries` is the only retry layer: at most `1 + max_retries` attempts per call.
+    `max_retries` is the only retry layer of this client: at most `1 + max_retries`
+    attempts per call (a gateway config's `retry` multiplies them: docs/guardrails.md).
+
+    A flagged answer (HTTP 246: a guardrail failed, the gateway let the request through)
+    is returned with its verdicts and logged once at WARNING (no prompt text);
+    `raise_on_flagged=True` raises it as a `GuardrailError` (status 246) instead, for a
+    stream before its first chunk.
     """
 
     def __init__(
@@ -80,6 +93,7 @@ class CompletionsClient:
         retry_policy: RetryPolicy | None = None,
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
+        raise_on_flagged: bool = False,
     ) -> None:
         if max_retries < 0:
             raise RequestValidationError(f"max_retries must be >= 0, got {max_retries}")
@@ -88,6 +102,7 @@ class CompletionsClient:
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.max_retries = max_retries
         self.retry_policy = retry_policy or RetryPolicy()
+        self.raise_on_flagged = raise_on_flagged
         self._url = f"{self.base_url}/completions"
         self._headers = {"content-type": "application/json", **self.options.to_headers()}
         self._secrets = self.options.secrets()
@@ -109,12 +124,13 @@ class CompletionsClient:
             retry_policy=self.retry_policy,
             http_client=None if self._owns_http else self._http,
             async_http_client=None if self._owns_ahttp else self._ahttp,
+            raise_on_flagged=self.raise_on_flagged,
         )
 
     def __repr__(self) -> str:
         return (
             f"CompletionsClient(base_url={self.base_url!r}, options={self.options!r}, "
-            f"max_retries={self.max_retries})"
+            f"max_retries={self.max_retries}, raise_on_flagged={self.raise_on_flagged})"
         )
 
     # -- pure preparation ------------------------------------------------------------
@@ -171,7 +187,7 @@ class CompletionsClient:
                 error: ObiguardError = connection_error(exc, self._secrets)
             else:
                 if response.is_success:
-                    return parse_completion(response.content, response.headers, self._secrets)
+                    return self._completion(response)
                 error = self._status_error(response)
             delay = next_delay(error, retries, self.max_retries, self.retry_policy)
             if delay is None:
@@ -205,19 +221,27 @@ class CompletionsClient:
                         response.read()
                         raise self._status_error(response)
                     started = True
-                    holder.gateway = GatewayInfo.from_headers(response.headers)
+                    holder.gateway = GatewayInfo.from_headers(
+                        response.headers, response.status_code
+                    )
                     events = EventSource(response).iter_sse()
                     for sse in events:
                         item = decode_event(sse)
+                        if item is None:
+                            continue
+                        if isinstance(item, HookResults):
+                            holder.hook_results = item  # verdicts, not a chunk
+                            continue
+                        if not delivered:
+                            self._screen(holder)
                         if item is DONE:
                             # Read to the end so the connection goes back to the pool.
                             with contextlib.suppress(*_STREAM_FAILURES):
                                 for _ in events:
                                     pass
                             return
-                        if item is not None:
-                            delivered = True
-                            yield item  # type: ignore[misc]
+                        delivered = True
+                        yield item  # type: ignore[misc]
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
@@ -227,6 +251,24 @@ class CompletionsClient:
                 raise error
             retries += 1
             time.sleep(delay)
+
+    def _completion(self, response: httpx.Response) -> Completion:
+        return parse_completion(
+            response.content,
+            response.headers,
+            self._secrets,
+            status_code=response.status_code,
+            raise_on_flagged=self.raise_on_flagged,
+        )
+
+    def _screen(self, stream: Stream | AsyncStream) -> None:
+        """Before a stream's first chunk: a flagged one is logged, or raised."""
+        screen_flagged(
+            stream.gateway,
+            stream.hook_results,
+            raise_on_flagged=self.raise_on_flagged,
+            secrets=self._secrets,
+        )
 
     def _status_error(self, response: httpx.Response) -> ObiguardError:
         return status_error(response.status_code, response.headers, response.content, self._secrets)
@@ -299,7 +341,7 @@ class CompletionsClient:
                 error: ObiguardError = connection_error(exc, self._secrets)
             else:
                 if response.is_success:
-                    return parse_completion(response.content, response.headers, self._secrets)
+                    return self._completion(response)
                 error = self._status_error(response)
             delay = next_delay(error, retries, self.max_retries, self.retry_policy)
             if delay is None:
@@ -330,19 +372,27 @@ class CompletionsClient:
                         await response.aread()
                         raise self._status_error(response)
                     started = True
-                    holder.gateway = GatewayInfo.from_headers(response.headers)
+                    holder.gateway = GatewayInfo.from_headers(
+                        response.headers, response.status_code
+                    )
                     async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
                         async for sse in events:
                             item = decode_event(sse)
+                            if item is None:
+                                continue
+                            if isinstance(item, HookResults):
+                                holder.hook_results = item  # verdicts, not a chunk
+                                continue
+                            if not delivered:
+                                self._screen(holder)
                             if item is DONE:
                                 # Read to the end so the connection goes back to the pool.
                                 with contextlib.suppress(*_STREAM_FAILURES):
                                     async for _ in events:
                                         pass
                                 return
-                            if item is not None:
-                                delivered = True
-                                yield item  # type: ignore[misc]
+                            delivered = True
+                            yield item  # type: ignore[misc]
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)

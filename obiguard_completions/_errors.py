@@ -17,7 +17,8 @@ Every error derives from `ObiguardError`::
         ├── BudgetExceededError         412  (Obiguard: budget or usage limit reached)
         ├── UnprocessableEntityError    422
         ├── RateLimitError              429
-        ├── GuardrailError              446  (Obiguard: blocked by a guardrail)
+        ├── GuardrailError              446  (Obiguard: blocked by a guardrail; or 246,
+        │                                         flagged, with `raise_on_flagged=True`)
         └── InternalServerError         >= 500
 
 `STATUS_ERRORS` maps a status code to its class; `status_error_class` falls back to
@@ -31,6 +32,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
+
+from ._guardrails import HookResults
 
 __all__ = [
     "STATUS_ERRORS",
@@ -53,6 +56,7 @@ __all__ = [
     "UnprocessableEntityError",
     "status_error_class",
 ]
+
 
 class ObiguardError(Exception):
     """Base class of every error this package raises."""
@@ -113,6 +117,8 @@ class APIStatusError(ObiguardError):
         trace_id: the `x-obiguard-trace-id` header.
         gateway: the gateway headers (`GatewayInfo.as_dict()`).
         response_headers: all response headers (read for `Retry-After`).
+        hook_results: the guardrail verdicts the body carried (446, or 246 raised by
+            `raise_on_flagged`), else None.
     """
 
     status_code: int = 0
@@ -129,6 +135,7 @@ class APIStatusError(ObiguardError):
         trace_id: str | None = None,
         gateway: Mapping[str, str] | None = None,
         response_headers: Mapping[str, str] | None = None,
+        hook_results: HookResults | None = None,
     ) -> None:
         super().__init__(message)
         self.status_code = status_code
@@ -139,6 +146,7 @@ class APIStatusError(ObiguardError):
         self.request_id = request_id
         self.trace_id = trace_id
         self.gateway: dict[str, str] = dict(gateway or {})
+        self.hook_results = hook_results
 
     def __str__(self) -> str:
         return f"Error code: {self.status_code} - {self.message}"
@@ -196,7 +204,13 @@ class RateLimitError(APIStatusError):
 
 
 class GuardrailError(APIStatusError):
-    """446: the request or the answer was blocked by an Obiguard guardrail."""
+    """446: the request or the answer was blocked by an Obiguard guardrail.
+
+    Also raised for a 246 answer (a guardrail failed, the gateway let it through) when
+    the client was made with `raise_on_flagged=True`; `status_code` then says 246.
+    `hook_results` holds the verdicts; the message names each failed guardrail and its
+    failed checks with their explanations.
+    """
 
     status_code = 446
 

@@ -27,6 +27,7 @@ from pydantic import (
 
 from ._errors import RequestValidationError
 from ._gateway_info import GatewayInfo
+from ._guardrails import HookResults, read_hook_results
 
 __all__ = [
     "FIELD_BOUNDS",
@@ -351,6 +352,31 @@ class Completion(BaseModel):
         chunks: see `Stream.gateway`)."""
         private = self.__pydantic_private__
         return None if private is None else private.get("gateway")
+
+    @property
+    def hook_results(self) -> HookResults | None:
+        """The gateway's guardrail verdicts, typed; None when no guardrail ran (or they
+        could not be read). The body's raw `hook_results` stays in `model_extra`. On a
+        flagged answer (see `flagged`) they say which guardrail failed and why."""
+        extra = self.__pydantic_extra__
+        raw = extra.get("hook_results") if extra else None
+        if raw is None:
+            return None
+        private = self.__pydantic_private__
+        if private is not None and "hook_results" in private:
+            cached: HookResults | None = private["hook_results"]
+            return cached
+        parsed = read_hook_results(raw)
+        if private is not None:
+            private["hook_results"] = parsed
+        return parsed
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the gateway answered 246: a guardrail failed and the request was let
+        through (see `hook_results`); False on stream chunks (see `Stream.flagged`)."""
+        gateway = self.gateway
+        return gateway is not None and gateway.flagged
 
     def _attach_gateway(self, gateway: GatewayInfo) -> None:
         # Kept in pydantic's private-state slot rather than a declared PrivateAttr: a

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import math
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
+from ._errors import RequestValidationError
 from ._secrets import MASK, is_secret_name, mask_headers, secret_values
 from ._version import __version__
 
 __all__ = ["USER_AGENT", "GatewayOptions", "lower_names"]
 
 USER_AGENT = f"obiguard-integrations/{__version__} (python; httpx)"
+
 
 def lower_names(headers: Mapping[str, Any]) -> dict[str, str]:
     """Headers with lower-case names (so a later spelling replaces an earlier one) and
@@ -26,6 +31,52 @@ def _json_header(value: str | Mapping[str, Any]) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value, separators=(",", ":"), sort_keys=True)
+
+
+_TOKEN = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")
+"""An HTTP header name (RFC 9110 token)."""
+_FORWARD_HEADERS = "x-obiguard-forward-headers"
+
+
+def _bool_header(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def _header_names(value: str | Sequence[str]) -> tuple[str, ...]:
+    """Forwarded header names: a comma-separated string or a sequence, checked."""
+    names = value.split(",") if isinstance(value, str) else list(value)
+    cleaned = tuple(str(name).strip() for name in names)
+    for name in cleaned:
+        if not _TOKEN.match(name):
+            raise RequestValidationError(
+                f"forward_headers: {name!r} is not a header name (letters, digits and "
+                "!#$%&'*+.^_`|~- only)"
+            )
+        if name.lower() == _FORWARD_HEADERS:
+            raise RequestValidationError(
+                f"forward_headers must not contain the {_FORWARD_HEADERS!r} header itself"
+            )
+    if not cleaned:
+        raise RequestValidationError("forward_headers: give at least one header name")
+    return cleaned
+
+
+def _check_custom_host(url: str) -> None:
+    parts = urlsplit(url)
+    if "@" in url:
+        raise RequestValidationError(
+            "custom_host must not carry credentials (user:password@...): the gateway refuses "
+            "them; send the provider key with provider_api_key"
+        )
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise RequestValidationError(
+            f"custom_host must be an http(s) URL such as http://127.0.0.1:8080/v1, got {url!r}"
+        )
+
+
+def _timeout_ms(seconds: float) -> str:
+    """`gateway_timeout` (seconds) as the header's whole milliseconds (at least 1)."""
+    return str(max(1, round(seconds * 1000)))
 
 
 def _secret_value(value: SecretStr | str | None) -> str | None:
@@ -57,8 +108,38 @@ class GatewayOptions:
     """`x-obiguard-cache-namespace`."""
     cache_force_refresh: bool | None = None
     """`x-obiguard-cache-force-refresh` ("true"/"false")."""
+    custom_host: str | None = None
+    """`x-obiguard-custom-host`: the provider's base URL to call instead of its public
+    one (a self-hosted or local OpenAI-compatible server, e.g. `http://127.0.0.1:8080/v1`)."""
+    forward_headers: str | Sequence[str] | None = None
+    """`x-obiguard-forward-headers`: names of request headers (of `default_headers`) the
+    gateway passes on to the provider as they are; a list, or one comma-separated string."""
+    gateway_timeout: float | None = None
+    """`x-obiguard-request-timeout`: seconds the gateway waits for the provider before it
+    answers 408 (sent as milliseconds); a gateway retry config may retry that 408.
+    Independent of `timeout`, the client's own limit."""
+    debug: bool | None = None
+    """`x-obiguard-debug` (`"true"`/`"false"`): with `False`, the hosted gateway keeps no
+    request/response log of the call (the open-source gateway ignores it)."""
+    strict_open_ai_compliance: bool | None = None
+    """`x-obiguard-strict-open-ai-compliance` (`"true"`/`"false"`): `False` lets the
+    gateway add fields outside the OpenAI schema; it is what makes a stream carry the
+    guardrail verdicts (`Stream.hook_results`, the stream's first event)."""
     default_headers: Mapping[str, str] | None = field(default=None)
     """Extra headers, sent as given (after the ones above, so they win)."""
+
+    def __post_init__(self) -> None:
+        if self.custom_host is not None:
+            _check_custom_host(self.custom_host)
+        if self.forward_headers is not None:
+            object.__setattr__(self, "forward_headers", _header_names(self.forward_headers))
+        timeout = self.gateway_timeout
+        if timeout is not None and (
+            isinstance(timeout, bool) or not math.isfinite(timeout) or timeout <= 0
+        ):
+            raise RequestValidationError(
+                f"gateway_timeout must be a number of seconds > 0, got {timeout!r}"
+            )
 
     def to_headers(self) -> dict[str, str]:
         """The request headers (lower-case names), None values left out, booleans as
@@ -81,8 +162,18 @@ class GatewayOptions:
         if self.cache_namespace is not None:
             headers["x-obiguard-cache-namespace"] = self.cache_namespace
         if self.cache_force_refresh is not None:
-            headers["x-obiguard-cache-force-refresh"] = (
-                "true" if self.cache_force_refresh else "false"
+            headers["x-obiguard-cache-force-refresh"] = _bool_header(self.cache_force_refresh)
+        if self.custom_host is not None:
+            headers["x-obiguard-custom-host"] = self.custom_host
+        if self.forward_headers is not None:
+            headers[_FORWARD_HEADERS] = ",".join(self.forward_headers)
+        if self.gateway_timeout is not None:
+            headers["x-obiguard-request-timeout"] = _timeout_ms(self.gateway_timeout)
+        if self.debug is not None:
+            headers["x-obiguard-debug"] = _bool_header(self.debug)
+        if self.strict_open_ai_compliance is not None:
+            headers["x-obiguard-strict-open-ai-compliance"] = _bool_header(
+                self.strict_open_ai_compliance
             )
         if self.default_headers:
             headers.update(lower_names(self.default_headers))
@@ -106,6 +197,7 @@ class GatewayOptions:
             "provider": self.provider,
             "provider_api_key": MASK if self.provider_api_key else None,
             "trace_id": self.trace_id,
+            "custom_host": self.custom_host,
             "default_headers": mask_headers(self.default_headers),
         }
         inner = ", ".join(f"{k}={v!r}" for k, v in shown.items() if v is not None)

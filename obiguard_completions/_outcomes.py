@@ -1,4 +1,9 @@
-"""HTTP outcomes -> a `Completion` or a typed error (pure functions, no I/O)."""
+"""HTTP outcomes -> a `Completion` or a typed error (pure functions, no I/O).
+
+Guardrails: a 446 body's `hook_results` go on the `GuardrailError` and its message names
+the failed guardrails and checks; a 246 answer is returned (one WARNING logged, without
+prompt text) or, with `raise_on_flagged`, raised as a `GuardrailError` with status 246.
+"""
 
 from __future__ import annotations
 
@@ -15,16 +20,27 @@ from ._errors import (
     APIResponseValidationError,
     APIStatusError,
     APITimeoutError,
+    GuardrailError,
     ObiguardError,
     StreamError,
     status_error_class,
 )
-from ._gateway_info import GatewayInfo
+from ._gateway_info import FLAGGED_STATUS, GatewayInfo
+from ._guardrails import HookResults, describe_failures, log_flagged, read_hook_results
 from ._models import Completion
 from ._secrets import redact
 from ._streaming import error_message
 
-__all__ = ["connection_error", "parse_completion", "status_error", "stream_error"]
+__all__ = [
+    "connection_error",
+    "flagged_error",
+    "parse_completion",
+    "screen_flagged",
+    "status_error",
+    "stream_error",
+]
+
+_BLOCKED = 446
 
 
 def _body(content: bytes, secrets: Iterable[str]) -> Any:
@@ -51,8 +67,12 @@ def status_error(
     error = body.get("error") if isinstance(body, dict) else None
     details = error if isinstance(error, dict) else {}
     reason = httpx.codes.get_reason_phrase(status_code) or "HTTP error"
-    message = redact(error_message(body, reason), secrets)
-    gateway = GatewayInfo.from_headers(headers)
+    message = error_message(body, reason)
+    hook_results = read_hook_results(body.get("hook_results")) if isinstance(body, dict) else None
+    if status_code == _BLOCKED:
+        message = _guardrail_message("Blocked by a guardrail", hook_results, message)
+    message = redact(message, secrets)
+    gateway = GatewayInfo.from_headers(headers, status_code)
     return status_error_class(status_code)(
         message,
         status_code=status_code,
@@ -63,7 +83,52 @@ def status_error(
         trace_id=gateway.trace_id,
         gateway=gateway.as_dict(),
         response_headers={name: redact(value, secrets) for name, value in headers.items()},
+        hook_results=hook_results,
     )
+
+
+def _guardrail_message(head: str, hook_results: HookResults | None, fallback: str) -> str:
+    failures = describe_failures(hook_results)
+    return f"{head}: {failures}" if failures else f"{head} ({fallback})"
+
+
+def flagged_error(
+    gateway: GatewayInfo, hook_results: HookResults | None, secrets: Iterable[str] = ()
+) -> GuardrailError:
+    """The `GuardrailError` (status 246) for a flagged answer, with `raise_on_flagged`."""
+    secrets = tuple(secrets)
+    fallback = (
+        "the verdicts were not sent; on a stream they come with strict_open_ai_compliance=False"
+    )
+    message = _guardrail_message(
+        "Flagged by a guardrail (HTTP 246, raise_on_flagged=True)", hook_results, fallback
+    )
+    return GuardrailError(
+        redact(message, secrets),
+        status_code=FLAGGED_STATUS,
+        body={"hook_results": hook_results.to_dict()} if hook_results is not None else None,
+        error_type="hooks_failed",
+        request_id=gateway.request_id,
+        trace_id=gateway.trace_id,
+        gateway=gateway.as_dict(),
+        hook_results=hook_results,
+    )
+
+
+def screen_flagged(
+    gateway: GatewayInfo | None,
+    hook_results: HookResults | None,
+    *,
+    raise_on_flagged: bool,
+    secrets: Iterable[str] = (),
+) -> None:
+    """For a flagged (246) answer: raise `flagged_error` when `raise_on_flagged`, else log
+    one WARNING (guardrail and check ids only). Nothing for any other status."""
+    if gateway is None or not gateway.flagged:
+        return
+    if raise_on_flagged:
+        raise flagged_error(gateway, hook_results, secrets)
+    log_flagged(hook_results, gateway.trace_id)
 
 
 def connection_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
@@ -115,9 +180,15 @@ def stream_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
 
 
 def parse_completion(
-    content: bytes, headers: Mapping[str, str], secrets: Iterable[str] = ()
+    content: bytes,
+    headers: Mapping[str, str],
+    secrets: Iterable[str] = (),
+    *,
+    status_code: int | None = None,
+    raise_on_flagged: bool = False,
 ) -> Completion:
-    """A successful answer's body -> `Completion`, with the gateway headers attached."""
+    """A successful answer's body -> `Completion`, with the gateway headers and status
+    attached; a flagged (246) one goes through `screen_flagged`."""
     try:
         completion = Completion.model_validate_json(content)
     except ValidationError:
@@ -125,5 +196,9 @@ def parse_completion(
         raise APIResponseValidationError(
             f"the server's answer is not a completion: {shown!r}"
         ) from None
-    completion._attach_gateway(GatewayInfo.from_headers(headers))
+    gateway = GatewayInfo.from_headers(headers, status_code)
+    completion._attach_gateway(gateway)
+    screen_flagged(
+        gateway, completion.hook_results, raise_on_flagged=raise_on_flagged, secrets=secrets
+    )
     return completion

@@ -4,6 +4,10 @@ The byte and line decoding is httpx-sse's; this module adds the completions laye
 `data: [DONE]` ends the stream, comments and `event: ping` are skipped, an `error` event
 or a `{"error": ...}` payload raises `StreamError`, and a stream that ends before
 `[DONE]` raises `StreamError` (never a silent truncation).
+
+With strict OpenAI compliance off, the gateway's first event is `{"hook_results": ...}`
+without `choices`: the guardrail verdicts, not a chunk. `decode_event` returns it as
+`HookResults`; the client keeps it on `Stream.hook_results` and never yields it.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from pydantic import ValidationError
 
 from ._errors import StreamError
 from ._gateway_info import GatewayInfo
+from ._guardrails import HookResults, read_hook_results
 from ._models import Completion
 
 __all__ = ["DONE", "AsyncStream", "Stream", "decode_event", "error_message"]
@@ -36,20 +41,38 @@ DONE: Final = _Done()
 _SKIPPED_EVENTS = frozenset({"ping", "heartbeat", "keep-alive", "keepalive"})
 
 
+def _text(value: Any) -> str:
+    """A message value as text without surrounding blanks or a dangling colon."""
+    return value.strip().rstrip(":").strip() if isinstance(value, str) else ""
+
+
 def error_message(payload: Any, default: str) -> str:
-    """The human message of an error payload (`{"error": {"message": ...}}` and kin)."""
+    """The human message of an error payload, never its raw JSON.
+
+    The gateway's three shapes: OpenAI-style `{"error": {"message", "type", ...}}` (an
+    upstream `"provider"` is named), `{"status": "failure", "message": ..., "errors"?:
+    [...]}` and `{"html-message": ...}` (the provider could not be reached). A string
+    payload is returned as it is; anything else gives `default`.
+    """
     if isinstance(payload, dict):
-        inner = payload.get("error", payload)
+        inner = payload.get("error")
         if isinstance(inner, dict):
-            message = inner.get("message") or inner.get("detail")
-            if message:
-                return str(message)
-        elif isinstance(inner, str) and inner:
-            return inner
-        if isinstance(payload.get("message"), str):
-            return str(payload["message"])
-    if isinstance(payload, str) and payload:
-        return payload
+            text = _text(inner.get("message")) or _text(inner.get("detail"))
+            text = text or _text(inner.get("type")) or _text(payload.get("message"))
+        else:
+            text = _text(inner) or _text(payload.get("message"))
+            text = text or _text(payload.get("html-message")) or _text(payload.get("detail"))
+        if not text:
+            return default
+        errors = payload.get("errors")
+        if isinstance(errors, list) and errors:
+            text += ": " + "; ".join(str(item) for item in errors[:5])
+        provider = payload.get("provider")
+        if isinstance(provider, str) and provider and provider not in text:
+            text += f" (provider: {provider})"
+        return text
+    if isinstance(payload, str) and payload.strip():
+        return payload.strip()
     return default
 
 
@@ -60,8 +83,18 @@ def _load(data: str) -> Any:
         return data
 
 
-def decode_event(sse: ServerSentEvent) -> Completion | _Done | None:
-    """One SSE event -> a chunk, `DONE`, or None for an event to skip.
+def _verdicts(payload: Any) -> HookResults | None:
+    """The guardrail verdicts of a `{"hook_results": ...}` event without `choices`."""
+    if isinstance(payload, dict) and "hook_results" in payload and not payload.get("choices"):
+        return read_hook_results(payload["hook_results"]) or HookResults()
+    return None
+
+
+def decode_event(sse: ServerSentEvent) -> Completion | HookResults | _Done | None:
+    """One SSE event -> a chunk, the guardrail verdicts, `DONE`, or None to skip.
+
+    The verdicts are the gateway's `{"hook_results": ...}` event (no `choices`; with
+    strict OpenAI compliance off, first in the stream; `event: hook_results` too).
 
     Raises:
         StreamError: an `error` event, an `{"error": ...}` payload, or a data line that
@@ -76,6 +109,10 @@ def decode_event(sse: ServerSentEvent) -> Completion | _Done | None:
         return None
     if data == "[DONE]":
         return DONE
+    if event == "hook_results" or '"hook_results"' in data:
+        verdicts = _verdicts(_load(data))
+        if verdicts is not None:
+            return verdicts
     if '"error"' in data:
         payload = _load(data)
         if isinstance(payload, dict) and payload.get("error") is not None:
@@ -94,14 +131,24 @@ class Stream(Iterator[Completion]):
     """A streamed completion: iterate for chunks; `close()` (or leave the `with` block,
     or stop iterating) to release the connection.
 
-    `gateway` holds the gateway response headers once the response has started.
+    Once the response has started, `gateway` holds its headers and status and
+    `hook_results` the guardrail verdicts the gateway sent (input guardrails only, and
+    only with strict OpenAI compliance off; else None). `flagged` says whether the
+    status was 246 (a guardrail failed, the stream was let through).
     """
 
     gateway: GatewayInfo | None
+    hook_results: HookResults | None
 
     def __init__(self, open_chunks: Callable[[Stream], Generator[Completion, None, None]]) -> None:
         self.gateway = None
+        self.hook_results = None
         self._chunks = open_chunks(self)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the gateway answered 246: a guardrail failed, the stream let through."""
+        return self.gateway is not None and self.gateway.flagged
 
     def __iter__(self) -> Stream:
         return self
@@ -126,15 +173,23 @@ class Stream(Iterator[Completion]):
 
 
 class AsyncStream(AsyncIterator[Completion]):
-    """The async twin of `Stream`: `async for` chunks, `await aclose()` to stop."""
+    """The async twin of `Stream`: `async for` chunks, `await aclose()` to stop;
+    `gateway`, `hook_results` and `flagged` as on `Stream`."""
 
     gateway: GatewayInfo | None
+    hook_results: HookResults | None
 
     def __init__(
         self, open_chunks: Callable[[AsyncStream], AsyncGenerator[Completion, None]]
     ) -> None:
         self.gateway = None
+        self.hook_results = None
         self._chunks = open_chunks(self)
+
+    @property
+    def flagged(self) -> bool:
+        """Whether the gateway answered 246: a guardrail failed, the stream let through."""
+        return self.gateway is not None and self.gateway.flagged
 
     def __aiter__(self) -> AsyncStream:
         return self

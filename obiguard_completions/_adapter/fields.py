@@ -81,6 +81,22 @@ class _TransportFields(BaseModel):
     """`x-obiguard-cache-namespace`."""
     cache_force_refresh: bool | None = None
     """`x-obiguard-cache-force-refresh` (`"true"`/`"false"`)."""
+    custom_host: str | None = None
+    """`x-obiguard-custom-host`: the provider's base URL to call instead of its public one
+    (a self-hosted or local OpenAI-compatible server, e.g. `http://127.0.0.1:8080/v1`)."""
+    forward_headers: str | list[str] | None = None
+    """`x-obiguard-forward-headers`: names of request headers (of `default_headers`) the
+    gateway passes on to the provider as they are; a list or a comma-separated string."""
+    gateway_timeout: float | None = Field(default=None, gt=0)
+    """`x-obiguard-request-timeout`: seconds the gateway waits for the provider before it
+    answers 408 (sent as milliseconds); independent of `timeout`, the client's own limit."""
+    debug: bool | None = None
+    """`x-obiguard-debug` (`"true"`/`"false"`): `False` asks the hosted gateway to keep no
+    request/response log of the calls (the open-source gateway ignores it)."""
+    strict_open_ai_compliance: bool | None = None
+    """`x-obiguard-strict-open-ai-compliance` (`"true"`/`"false"`): `False` lets the gateway
+    add fields outside the OpenAI schema, and is what makes a stream carry the guardrail
+    verdicts (its first event, `hook_results`)."""
     default_headers: dict[str, str] | None = None
     """Extra request headers, sent as given; secret ones are masked wherever shown."""
     timeout: float | None = Field(
