@@ -13,12 +13,7 @@ import pytest
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from tests.fault_server import FaultServer
-
-API_KEY = "vk-obg-shared-SECRET-0101"
-PROVIDER_KEY = "sk-shared-PROVIDER-0202"
-HEADER_SECRET = "hdr-shared-SECRET-0303"
-CONFIG_SECRET = "cfg-shared-SECRET-0404"
-SECRETS = (API_KEY, PROVIDER_KEY, HEADER_SECRET, CONFIG_SECRET)
+from tests.support import API_KEY, assert_no_secret, server_llm, with_all_secrets
 
 LLMS = [
     pytest.param(LangChainLLM, lambda llm, prompt: llm.invoke(prompt), id="langchain"),
@@ -26,20 +21,6 @@ LLMS = [
 ]
 
 Call = Callable[[Any, str], str]
-
-
-def _with_secrets(**fields: Any) -> dict[str, Any]:
-    return {
-        "api_key": API_KEY,
-        "provider_api_key": PROVIDER_KEY,
-        "default_headers": {"x-api-key": HEADER_SECRET, "x-team": "blue"},
-        "config": {"targets": [{"provider": "openai", "api_key": CONFIG_SECRET}]},
-        **fields,
-    }
-
-
-def _shows_no_secret(text: str) -> bool:
-    return not any(secret in text for secret in SECRETS)
 
 
 @pytest.mark.parametrize(
@@ -51,9 +32,9 @@ def test_a_constructor_error_carries_no_input_value(
     cls: type[Any], call: Call, bad: dict[str, Any]
 ) -> None:
     with pytest.raises(pydantic.ValidationError) as caught:
-        cls(**_with_secrets(**bad))
+        cls(**with_all_secrets(**bad))
     error = caught.value
-    assert _shows_no_secret(str(error) + repr(error) + repr(error.errors()))
+    assert_no_secret(str(error) + repr(error) + repr(error.errors()))
     assert all(detail["input"] == "**********" for detail in error.errors())
 
 
@@ -65,11 +46,11 @@ def test_a_misspelt_argument_is_refused_with_a_hint(cls: type[Any], call: Call) 
 
 @pytest.mark.parametrize(("cls", "call"), LLMS)
 def test_model_dump_masks_every_secret(cls: type[Any], call: Call) -> None:
-    llm = cls(**_with_secrets())
+    llm = cls(**with_all_secrets())
     dumped = llm.model_dump()
-    assert _shows_no_secret(llm.model_dump_json() + repr(dumped) + repr(llm) + str(llm))
+    assert_no_secret(llm.model_dump_json() + repr(dumped) + repr(llm) + str(llm))
     assert "api_key" not in dumped and "provider_api_key" not in dumped
-    assert dumped["default_headers"] == {"x-api-key": "**********", "x-team": "blue"}
+    assert dumped["default_headers"] == {"x-api-key": "**********", "x-team": "search"}
     assert dumped["config"]["targets"][0] == {"provider": "openai", "api_key": "**********"}
 
 
@@ -83,7 +64,7 @@ def test_a_masked_value_given_back_is_refused_not_sent(cls: type[Any], call: Cal
 def test_an_llm_that_has_made_a_call_pickles_and_works_after(
     cls: type[Any], call: Call, fault_server: FaultServer
 ) -> None:
-    llm = cls(api_key=API_KEY, base_url=fault_server.base_url, max_retries=0)
+    llm = server_llm(cls, fault_server, max_retries=0)
     first = call(llm, "Hi")
     revived = pickle.loads(pickle.dumps(llm))
     assert call(revived, "Hi") == first
@@ -99,7 +80,7 @@ def test_aliases_are_accepted(cls: type[Any], call: Call) -> None:
 
 @pytest.mark.parametrize(("cls", "call"), LLMS)
 def test_max_tokens_may_be_none(cls: type[Any], call: Call, fault_server: FaultServer) -> None:
-    llm = cls(api_key=API_KEY, base_url=fault_server.base_url, max_tokens=None, max_retries=0)
+    llm = server_llm(cls, fault_server, max_tokens=None, max_retries=0)
     call(llm, "Hi")
     assert "max_tokens" not in fault_server.requests[-1].json()
 

@@ -12,7 +12,8 @@ import pytest
 from langchain_core.outputs import Generation
 
 from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
-from tests.langchain.helpers import MockGateway, server_llm
+from tests.langchain.support import server_llm
+from tests.support import MockGateway
 
 
 def texts(generations: Sequence[Sequence[Generation]]) -> list[list[str]]:

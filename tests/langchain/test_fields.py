@@ -7,7 +7,7 @@ from langchain_core.language_models import BaseLLM
 
 import langchain_obiguard
 from langchain_obiguard import ObiguardLLM
-from tests.langchain.helpers import API_KEY, PROVIDER_KEY
+from tests.support import API_KEY, PROVIDER_KEY
 
 
 def test_public_api_is_exactly_obiguard_llm() -> None:

@@ -21,7 +21,7 @@ from tests.fault_server import (
     completion_stream,
     error_json,
 )
-from tests.langchain.helpers import server_llm
+from tests.langchain.support import server_llm
 
 
 def test_lcel_prompt_llm_parser_chain(server: FaultServer) -> None:

@@ -9,7 +9,8 @@ import httpx
 import pytest
 
 from tests.fault_server import FaultServer, completion_json
-from tests.langchain.helpers import API_KEY, PROVIDER_KEY, MockGateway, server_llm
+from tests.langchain.support import server_llm
+from tests.support import API_KEY, PROVIDER_KEY, MockGateway
 
 
 def test_unset_fields_never_reach_the_body(gateway: MockGateway) -> None:

@@ -10,7 +10,7 @@ from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.outputs import LLMResult
 
 from tests.fault_server import completion_json
-from tests.langchain.helpers import MockGateway
+from tests.support import MockGateway
 
 GATEWAY_HEADERS = {"x-obiguard-trace-id": "trace-9", "x-obiguard-cache-status": "HIT"}
 

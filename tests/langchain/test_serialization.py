@@ -18,14 +18,14 @@ from langchain_core.load import dumpd, dumps, load
 from langchain_obiguard import ObiguardLLM
 from obiguard_completions import AuthenticationError
 from tests.fault_server import FaultServer, Reply, error_json
-from tests.langchain.helpers import (
+from tests.langchain.support import server_llm
+from tests.support import (
     API_KEY,
     CONFIG_SECRET,
     HEADER_SECRET,
     PROVIDER_KEY,
-    SECRETS,
     MockGateway,
-    server_llm,
+    assert_no_secret,
 )
 
 SECRET_FIELDS: dict[str, Any] = {
@@ -43,11 +43,6 @@ SECRETS_MAP = {
     "OBIGUARD_HEADER_X_API_KEY": HEADER_SECRET,
     "OBIGUARD_CONFIG_API_KEY": CONFIG_SECRET,
 }
-
-
-def assert_no_secret(text: str) -> None:
-    leaked = [secret for secret in SECRETS if secret in text]
-    assert not leaked, f"secret(s) leaked: {leaked}"
 
 
 def revive(data: Any, secrets_map: dict[str, str]) -> Any:
@@ -95,6 +90,7 @@ def test_dumpd_holds_no_secret(gateway: MockGateway) -> None:
 def test_custom_http_clients_are_left_out_of_serialization(gateway: MockGateway) -> None:
     kwargs = dumpd(gateway.llm())["kwargs"]
     assert "http_client" not in kwargs and "http_async_client" not in kwargs
+    assert "async_http_client" not in kwargs
 
 
 def test_dumpd_then_load_gives_back_a_working_llm(server: FaultServer) -> None:

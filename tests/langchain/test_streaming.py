@@ -12,7 +12,8 @@ from langchain_core.outputs import GenerationChunk
 
 from obiguard_completions import StreamError
 from tests.fault_server import FaultServer, Reply, completion_stream, sse_event
-from tests.langchain.helpers import MockGateway, server_llm, sse_response
+from tests.langchain.support import server_llm
+from tests.support import MockGateway, sse_response
 
 
 class TokenLog(BaseCallbackHandler):

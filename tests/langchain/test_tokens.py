@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from langchain_obiguard import ObiguardLLM
-from tests.langchain.helpers import API_KEY
+from tests.support import API_KEY
 
 
 def test_get_num_tokens_uses_the_injected_tokenizer() -> None:

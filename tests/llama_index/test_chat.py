@@ -8,7 +8,7 @@ from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer, Reply, completion_json
-from tests.llama_index._support import MockGateway
+from tests.support import MockGateway
 
 MESSAGES = [
     ChatMessage(role=MessageRole.SYSTEM, content="Be brief."),

@@ -13,7 +13,7 @@ from pydantic import SecretStr
 import llama_index_obiguard
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer
-from tests.llama_index._support import API_KEY, PROVIDER_KEY, MockGateway
+from tests.support import API_KEY, PROVIDER_KEY, MockGateway
 
 
 def test_public_names_are_pinned() -> None:

@@ -13,7 +13,7 @@ from pydantic import BaseModel
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer, RecordedRequest, Reply
-from tests.llama_index._support import reply_text
+from tests.support import reply_text
 
 FACT = "The vault code of the Obiguard office is PLUM-42."
 

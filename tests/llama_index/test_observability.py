@@ -37,12 +37,7 @@ from tests.fault_server import (
     completion_stream,
     error_json,
 )
-from tests.llama_index._support import (
-    API_KEY,
-    NO_WAIT,
-    assert_no_secret,
-    with_all_secrets,
-)
+from tests.support import API_KEY, NO_WAIT, assert_no_secret, with_all_secrets
 
 MESSAGES = [ChatMessage(role="user", content="Hi")]
 

@@ -5,12 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-import httpx
 import pytest
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer
-from tests.llama_index._support import API_KEY, PROVIDER_KEY, MockGateway
+from tests.support import API_KEY, PROVIDER_KEY, MockGateway
 
 
 def test_body_holds_model_prompt_and_max_tokens_and_no_none_field(gateway: MockGateway) -> None:
@@ -197,18 +196,9 @@ async def test_bad_async_values_raise_before_any_request(gateway: MockGateway) -
     assert gateway.requests == []
 
 
-def test_a_per_call_config_holding_a_credential_is_refused_before_any_request() -> None:
-    sent: list[httpx.Request] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        sent.append(request)
-        return httpx.Response(500)
-
-    llm = ObiguardLLM(
-        api_key=API_KEY,
-        base_url="http://gateway.test/v1",
-        http_client=httpx.Client(transport=httpx.MockTransport(record)),
-    )
+def test_a_per_call_config_holding_a_credential_is_refused_before_any_request(
+    gateway: MockGateway,
+) -> None:
     with pytest.raises(ValueError, match="config given per call holds a credential"):
-        llm.complete("Hi", config={"targets": [{"api_key": "sk-call-time"}]})
-    assert sent == []
+        gateway.llm().complete("Hi", config={"targets": [{"api_key": "sk-call-time"}]})
+    assert gateway.requests == []

@@ -11,7 +11,7 @@ import pytest
 from llama_index_obiguard import ObiguardLLM
 from obiguard_completions import AuthenticationError, GuardrailError, InternalServerError
 from tests.fault_server import FaultServer, Reply, completion_json, error_json
-from tests.llama_index._support import NO_WAIT, MockGateway
+from tests.support import NO_WAIT, MockGateway
 
 LOGPROBS = {
     "tokens": ["Hi", " there"],
@@ -27,7 +27,7 @@ def test_text_is_the_completion(make_llm: Callable[..., ObiguardLLM]) -> None:
 
 def test_raw_is_the_parsed_response_as_a_dict(gateway: MockGateway) -> None:
     body = completion_json("Hi", model="m-1")
-    gateway.responses.append(httpx.Response(200, json=body))
+    gateway.reply(httpx.Response(200, json=body))
     assert gateway.llm().complete("x").raw == {**body, "system_fingerprint": None}
 
 
@@ -53,13 +53,13 @@ def test_additional_kwargs_hold_usage_finish_reason_and_gateway_headers(
 
 
 def test_missing_usage_leaves_token_counts_out(gateway: MockGateway) -> None:
-    gateway.responses.append(httpx.Response(200, json=completion_json("Hi", usage=False)))
+    gateway.reply(httpx.Response(200, json=completion_json("Hi", usage=False)))
     assert "prompt_tokens" not in gateway.llm().complete("x").additional_kwargs
 
 
 def test_several_choices_text_is_index_0_and_all_are_kept(gateway: MockGateway) -> None:
     body = completion_json(["first", "second", "third"], index_order=[2, 0, 1])
-    gateway.responses.append(httpx.Response(200, json=body))
+    gateway.reply(httpx.Response(200, json=body))
     response = gateway.llm(n=3).complete("x")
     assert response.text == "first"
     assert [c["text"] for c in response.additional_kwargs["choices"]] == [
@@ -70,9 +70,7 @@ def test_several_choices_text_is_index_0_and_all_are_kept(gateway: MockGateway) 
 
 
 def test_logprobs_list_the_chosen_token_first_then_the_alternatives(gateway: MockGateway) -> None:
-    gateway.responses.append(
-        httpx.Response(200, json=completion_json("Hi there", logprobs=LOGPROBS))
-    )
+    gateway.reply(httpx.Response(200, json=completion_json("Hi there", logprobs=LOGPROBS)))
     logprobs = gateway.llm(logprobs=2).complete("x").logprobs
     assert logprobs is not None
     assert [[(p.token, p.logprob) for p in position] for position in logprobs] == [
@@ -83,7 +81,7 @@ def test_logprobs_list_the_chosen_token_first_then_the_alternatives(gateway: Moc
 
 def test_a_token_without_logprob_gets_nan(gateway: MockGateway) -> None:
     logprobs = {"tokens": ["Echo"], "token_logprobs": [None], "top_logprobs": [None]}
-    gateway.responses.append(httpx.Response(200, json=completion_json("Echo", logprobs=logprobs)))
+    gateway.reply(httpx.Response(200, json=completion_json("Echo", logprobs=logprobs)))
     response = gateway.llm(echo=True, logprobs=0).complete("x")
     assert response.logprobs is not None
     assert response.logprobs[0][0].token == "Echo"
@@ -136,7 +134,7 @@ def test_guardrail_block_surfaces_as_guardrail_error(
 async def test_acomplete_returns_the_same_response_as_complete(gateway: MockGateway) -> None:
     llm = gateway.llm(n=2)
     body = completion_json(["a", "b"], logprobs=True)
-    gateway.responses.extend([httpx.Response(200, json=body), httpx.Response(200, json=body)])
+    gateway.reply(httpx.Response(200, json=body), httpx.Response(200, json=body))
     sync = llm.complete("x")
     asynchronous = await llm.acomplete("x")
     assert asynchronous.model_dump() == sync.model_dump()

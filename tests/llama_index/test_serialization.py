@@ -11,13 +11,7 @@ from llama_index.core.base.llms.types import ChatMessage
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer
-from tests.llama_index._support import (
-    API_KEY,
-    CONFIG_SECRET,
-    HEADER_SECRET,
-    MockGateway,
-    with_all_secrets,
-)
+from tests.support import API_KEY, CONFIG_SECRET, HEADER_SECRET, MockGateway, with_all_secrets
 
 
 def _tagged(messages: Sequence[ChatMessage]) -> str:

@@ -16,7 +16,7 @@ from tests.fault_server import (
     error_json,
     sse_event,
 )
-from tests.llama_index._support import NO_WAIT
+from tests.support import NO_WAIT
 
 
 def _stream(llm: ObiguardLLM, **kwargs: object) -> list[CompletionResponse]:

@@ -10,7 +10,8 @@ from pydantic import SecretStr
 
 from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy
 from tests.fault_server import FaultServer
-from tests.transport.helpers import API_KEY, MODES, PROVIDER_KEY, STREAM_MODES
+from tests.support import API_KEY, PROVIDER_KEY
+from tests.transport.helpers import MODES, STREAM_MODES
 
 
 @pytest.fixture(params=MODES)

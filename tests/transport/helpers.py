@@ -1,5 +1,6 @@
 """Helpers of the transport tests: the four ways of calling the client (`create`,
-`acreate`, `stream`, `astream`) behind one function, and the secrets the clients send."""
+`acreate`, `stream`, `astream`) behind one function. The secrets the clients send are
+`tests.support`'s (re-exported here for tests that import them from this module)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,9 @@ from obiguard_completions import (
     CompletionRequest,
     CompletionsClient,
 )
+from tests.support import API_KEY, PROVIDER_KEY
 
-API_KEY = "obg-test-key-7Q2xZ9"
-"""The API key the test clients send; no error, repr or log may show it."""
-PROVIDER_KEY = "sk-provider-test-3vK8"
-"""The provider key the test clients send."""
+__all__ = ["API_KEY", "MODES", "PROVIDER_KEY", "STREAM_MODES", "call", "make_request", "text_of"]
 
 MODES = ("create", "acreate", "stream", "astream")
 STREAM_MODES = ("stream", "astream")

@@ -30,7 +30,8 @@ from obiguard_completions import (
 )
 from obiguard_completions._errors import STATUS_ERRORS, status_error_class
 from tests.fault_server import FaultServer, Reply, completion_json, error_json, sse_event
-from tests.transport.helpers import API_KEY, PROVIDER_KEY, STREAM_MODES, call
+from tests.support import API_KEY, PROVIDER_KEY
+from tests.transport.helpers import STREAM_MODES, call
 
 # -- the tree ------------------------------------------------------------------------------
 

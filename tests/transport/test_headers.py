@@ -14,7 +14,8 @@ from obiguard_completions._options import USER_AGENT
 from obiguard_completions._secrets import is_secret_name as is_secret_header
 from obiguard_completions._secrets import mask_headers as redact_headers
 from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
-from tests.transport.helpers import API_KEY, PROVIDER_KEY, call, make_request
+from tests.support import API_KEY, PROVIDER_KEY
+from tests.transport.helpers import call, make_request
 
 # -- building ----------------------------------------------------------------------------
 
