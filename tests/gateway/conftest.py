@@ -1,0 +1,172 @@
+"""Gateway tier: the transport through a real gateway, the open-source one (npm
+``@portkey-ai/gateway`` 1.15.2) renamed to the ``x-obiguard-`` prefix by
+``scripts/gateway_server.py``, in front of the local llama.cpp server
+(``scripts/model_server.py``), all on 127.0.0.1.
+
+The gateway is started once per session on a free port and stopped after; the llama.cpp
+server too, unless ``OBIGUARD_TEST_MODEL_SERVER_URL`` names a running one. Tests that need
+a scripted upstream (a failing provider, a slow one) put the fault server behind the
+gateway instead, through ``custom_host``. Every test here is marked ``gateway``; the tier
+is skipped, with the reason, only when ``node`` or ``npm`` is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+from pydantic import SecretStr
+
+from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy
+
+GATEWAY_DIR = Path(__file__).resolve().parent
+SCRIPTS = GATEWAY_DIR.parent.parent / "scripts"
+URL_ENV = "OBIGUARD_TEST_MODEL_SERVER_URL"
+
+DENY_HELLO = {
+    "input_guardrails": [
+        {"default.contains": {"operator": "none", "words": ["Hello"]}, "deny": True}
+    ]
+}
+"""An input guardrail that fails on a prompt containing "Hello" and denies it (446)."""
+FLAG_HELLO = {
+    "input_guardrails": [
+        {"default.contains": {"operator": "none", "words": ["Hello"]}, "deny": False}
+    ]
+}
+"""The same guardrail without deny: the request is let through, flagged (246)."""
+PASS_HELLO = {
+    "input_guardrails": [
+        {"default.contains": {"operator": "any", "words": ["Hello"]}, "deny": True}
+    ]
+}
+"""A guardrail that passes on a prompt containing "Hello" (200 with the verdicts)."""
+
+
+def _load(name: str) -> ModuleType:
+    """Import ``scripts/<name>.py`` by path (``scripts`` is not a package)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _missing_node() -> str | None:
+    """Why the tier cannot run (node/npm missing), or None."""
+    try:
+        _load("gateway_server").node_tools()
+    except RuntimeError as exc:
+        return str(exc)
+    return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the `gateway` marker."""
+    config.addinivalue_line(
+        "markers", "gateway: through the real open-source gateway on 127.0.0.1 (needs node/npm)"
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test here `gateway`; skip them, saying why, without node or npm."""
+    mine = [item for item in items if item.path.is_relative_to(GATEWAY_DIR)]
+    if not mine:
+        return
+    reason = _missing_node()
+    for item in mine:
+        item.add_marker(pytest.mark.gateway)
+        if reason is not None:
+            item.add_marker(pytest.mark.skip(reason=f"gateway tier skipped: {reason}"))
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Install the gateway (npm ci) and the model server before any test runs, so the
+    one-time installs are not charged to the first test's timeout."""
+    if session.config.option.collectonly:
+        return
+    if not any(item.path.is_relative_to(GATEWAY_DIR) for item in session.items):
+        return
+    if _missing_node() is not None:
+        return
+    _load("gateway_server").ensure_installed()
+    if not os.environ.get(URL_ENV):
+        server = _load("model_server")
+        server.ensure_installed(Path(sys.executable))
+        server.ensure_model()
+
+
+@pytest.fixture(scope="session")
+def upstream_url() -> Iterator[str]:
+    """The llama.cpp server the gateway routes to (`http://127.0.0.1:N/v1`)."""
+    url = os.environ.get(URL_ENV)
+    if url:
+        yield url.rstrip("/")
+        return
+    server = _load("model_server")
+    model = server.ensure_model()
+    log_path = server.CACHE_DIR / "model_server.gateway-pytest.log"
+    with server.start_server(model, log_path=log_path, pidfile=None, urlfile=None) as handle:
+        yield handle.base_url
+
+
+@pytest.fixture(scope="session")
+def gateway_url() -> Iterator[str]:
+    """The gateway's base URL (`http://127.0.0.1:N/v1`), started for this session."""
+    gateway = _load("gateway_server")
+    log_path = gateway.CACHE_DIR / "gateway_server.pytest.log"
+    with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
+        yield handle.base_url
+
+
+@pytest.fixture(scope="session")
+def model_alias() -> str:
+    """The model name the llama.cpp server answers to."""
+    return str(_load("model_server").MODEL_ALIAS)
+
+
+ClientFactory = Callable[..., CompletionsClient]
+
+
+@pytest.fixture
+async def gateway_client(gateway_url: str, upstream_url: str) -> AsyncIterator[ClientFactory]:
+    """Make transport clients of the gateway, routed (provider `openai`, `custom_host`)
+    to the llama.cpp server unless `custom_host=` says otherwise; closed after the test.
+
+    Keywords: any `GatewayOptions` field, plus `max_retries`, `raise_on_flagged`,
+    `timeout` and `retry_policy` of the client.
+    """
+    made: list[CompletionsClient] = []
+    client_keys = {"max_retries", "raise_on_flagged", "timeout", "retry_policy"}
+
+    def make(**settings: Any) -> CompletionsClient:
+        client_settings = {k: settings.pop(k) for k in list(settings) if k in client_keys}
+        client_settings.setdefault("timeout", 60.0)
+        client_settings.setdefault(
+            "retry_policy", RetryPolicy(initial_delay=0.01, max_delay=0.05, max_retry_after=0.1)
+        )
+        options = GatewayOptions(
+            api_key=SecretStr("obg-local-test-key"),
+            provider=settings.pop("provider", "openai"),
+            provider_api_key=SecretStr("unused-by-llama.cpp"),
+            custom_host=settings.pop("custom_host", upstream_url),
+            **settings,
+        )
+        client = CompletionsClient(base_url=gateway_url, options=options, **client_settings)
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        client.close()
+        await client.aclose()
