@@ -13,14 +13,23 @@ import pytest
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from tests.fault_server import FaultServer
-from tests.support import API_KEY, assert_no_secret, server_llm, with_all_secrets
+from tests.support import (
+    API_KEY,
+    MockGateway,
+    assert_no_secret,
+    server_llm,
+    with_all_secrets,
+)
 
 LLMS = [
-    pytest.param(LangChainLLM, lambda llm, prompt: llm.invoke(prompt), id="langchain"),
-    pytest.param(LlamaIndexLLM, lambda llm, prompt: llm.complete(prompt).text, id="llama_index"),
+    pytest.param(LangChainLLM, lambda llm, prompt, **kw: llm.invoke(prompt, **kw), id="langchain"),
+    pytest.param(
+        LlamaIndexLLM, lambda llm, prompt, **kw: llm.complete(prompt, **kw).text, id="llama_index"
+    ),
 ]
 
-Call = Callable[[Any, str], str]
+Call = Callable[..., str]
+"""`call(llm, prompt, **call_time_keywords)`: the framework's plain call, its text."""
 
 
 @pytest.mark.parametrize(
@@ -92,3 +101,20 @@ def test_a_key_assigned_as_a_string_stays_secret(cls: type[Any], call: Call, nam
     setattr(llm, name, "sk-assigned-SECRET")
     assert isinstance(getattr(llm, name), pydantic.SecretStr)
     assert "sk-assigned-SECRET" not in repr(llm)
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_call_time_stop_is_merged_with_the_configured_stop(cls: type[Any], call: Call) -> None:
+    gateway = MockGateway(cls)
+    call(gateway.llm(stop=["\n\n", "END"]), "Hi", stop=["END", "Observation:"])
+    assert gateway.body()["stop"] == ["\n\n", "END", "Observation:"]
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_more_than_four_merged_stop_sequences_fail_before_any_request(
+    cls: type[Any], call: Call
+) -> None:
+    gateway = MockGateway(cls)
+    with pytest.raises(ValueError, match="at most 4 stop sequences"):
+        call(gateway.llm(stop=["a", "b", "c"]), "Hi", stop=["d", "e"])
+    assert gateway.requests == []

@@ -171,19 +171,6 @@ def test_secrets_per_call_are_refused(gateway: MockGateway, name: str) -> None:
     assert gateway.requests == []
 
 
-def test_call_time_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
-    gateway.llm(stop=["\n\n", "END"]).invoke("Hi", stop=["END", "Observation:"])
-    assert gateway.bodies()[0]["stop"] == ["\n\n", "END", "Observation:"]
-
-
-def test_more_than_four_merged_stop_sequences_fail_before_any_request(
-    gateway: MockGateway,
-) -> None:
-    with pytest.raises(ValueError, match="at most 4 stop sequences"):
-        gateway.llm(stop=["a", "b", "c"]).invoke("Hi", stop=["d", "e"])
-    assert gateway.requests == []
-
-
 def test_one_connection_pool_per_instance(server: FaultServer) -> None:
     llm = server_llm(server)
     for _ in range(3):

@@ -49,19 +49,6 @@ def test_call_time_keywords_override_the_constructor(gateway: MockGateway) -> No
     assert (body["temperature"], body["max_tokens"], body["model"]) == (0.9, 20, "m-2")
 
 
-def test_call_time_stop_is_merged_with_the_configured_stop(gateway: MockGateway) -> None:
-    gateway.llm(stop=["A", "B"]).complete("x", stop=["B", "Observation:"])
-    assert gateway.body()["stop"] == ["A", "B", "Observation:"]
-
-
-def test_more_than_four_merged_stop_sequences_fail_before_any_request(
-    gateway: MockGateway,
-) -> None:
-    with pytest.raises(ValueError, match="at most 4 stop sequences"):
-        gateway.llm(stop=["a", "b", "c"]).complete("x", stop=["d", "e"])
-    assert gateway.requests == []
-
-
 def test_call_time_override_lasts_one_call(gateway: MockGateway) -> None:
     llm = gateway.llm(max_tokens=10)
     llm.complete("x", max_tokens=20)

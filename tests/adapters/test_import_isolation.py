@@ -1,0 +1,31 @@
+"""Importing an adapter pulls in its own framework only: not the other framework, nor
+openai, tiktoken or transformers."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+NEVER = ("openai", "tiktoken", "transformers")
+
+
+@pytest.mark.parametrize(
+    ("adapter", "other_framework"),
+    [("langchain_obiguard", "llama_index"), ("llama_index_obiguard", "langchain_core")],
+)
+def test_importing_the_adapter_imports_neither_the_other_framework_nor_openai(
+    adapter: str, other_framework: str
+) -> None:
+    forbidden = {other_framework, *NEVER}
+    code = (
+        f"import sys, {adapter}\n"
+        "print('\\n'.join(sorted({name.split('.')[0] for name in sys.modules})))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    roots = set(result.stdout.split())
+    assert adapter in roots
+    assert not roots & forbidden, sorted(roots & forbidden)
