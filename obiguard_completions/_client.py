@@ -9,21 +9,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import ssl
+import math
+import os
 import threading
 import time
+import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
 import httpx
-from httpx_sse import EventSource, SSEError
+from httpx_sse import SSEError
 
-from ._errors import ObiguardError, RequestValidationError, StreamError
+from ._deadline import DEADLINE, clip_timeout, seconds_left
+from ._errors import APITimeoutError, ObiguardError, RequestValidationError, StreamError
 from ._gateway_info import GatewayInfo
 from ._guardrails import HookResults
+from ._headers import check_headers
 from ._models import Completion, CompletionRequest
 from ._options import GatewayOptions, lower_names
 from ._outcomes import (
@@ -34,7 +37,10 @@ from ._outcomes import (
     stream_error,
 )
 from ._retry import RetryPolicy, next_delay
+from ._sse import aiter_events, iter_events
 from ._streaming import DONE, AsyncStream, Stream, decode_event
+from ._tls import Verify, tls_context
+from ._transport import AsyncPoolTransport, PoolTransport
 
 __all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CompletionsClient"]
 
@@ -42,20 +48,62 @@ DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
 DEFAULT_TIMEOUT = 60.0
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _STREAM_FAILURES = (httpx.HTTPError, SSEError, ObiguardError)
+_DEADLINE_SLACK = 0.05
+"""A timeout this close to the deadline is the deadline's (socket timers are coarse)."""
 _CLOSING: set[asyncio.Task[None]] = set()  # pool closes in flight (the loop keeps weak refs)
 
 
-@functools.cache
-def _ssl_context() -> ssl.SSLContext:
-    """One verified TLS context for every pool: loading the CA bundle costs tens of
-    milliseconds, which each new `httpx.Client` would otherwise pay again."""
-    return httpx.create_ssl_context()
+_LIVE: weakref.WeakSet[CompletionsClient] = weakref.WeakSet()
+"""Every client, so that a forked child can drop the pools it inherited."""
 
 
-def _pool_options(timeout: httpx.Timeout, headers: dict[str, str]) -> dict[str, Any]:
+def _after_fork_in_child() -> None:
+    for client in list(_LIVE):
+        client._forget_pools()
+
+
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _pool_options(settings: _PoolSettings) -> dict[str, Any]:
     # The fixed headers live on the pools we own: httpx merges them into each request
-    # for less than it costs to pass them on every call.
-    return {"timeout": timeout, "limits": _LIMITS, "verify": _ssl_context(), "headers": headers}
+    # for less than it costs to pass them on every call. `verify` and `limits` are given
+    # to the client too, for the proxy transports httpx mounts from the environment.
+    return {
+        "timeout": settings.timeout,
+        "limits": _LIMITS,
+        "verify": settings.tls,
+        "headers": settings.headers,
+    }
+
+
+@dataclass(frozen=True)
+class _PoolSettings:
+    """What a pool we own is made from (the TLS context is resolved at client creation,
+    reading `SSL_CERT_FILE` and kin then)."""
+
+    timeout: httpx.Timeout
+    headers: dict[str, str]
+    tls: Any
+
+
+def _new_pool(settings: _PoolSettings) -> httpx.Client:
+    transport = PoolTransport(httpx.HTTPTransport(verify=settings.tls, limits=_LIMITS))
+    return httpx.Client(transport=transport, **_pool_options(settings))
+
+
+def _new_async_pool(settings: _PoolSettings) -> httpx.AsyncClient:
+    transport = AsyncPoolTransport(httpx.AsyncHTTPTransport(verify=settings.tls, limits=_LIMITS))
+    return httpx.AsyncClient(transport=transport, **_pool_options(settings))
+
+
+def _attempt_options(timeout: httpx.Timeout, deadline: float | None) -> dict[str, Any]:
+    """Keywords of one attempt: none without a deadline, else the timeouts cut to the
+    time left and the deadline for our pools' transports."""
+    if deadline is None:
+        return {}
+    return {"timeout": clip_timeout(timeout, deadline), "extensions": {DEADLINE: deadline}}
 
 
 @dataclass(frozen=True)
@@ -94,15 +142,27 @@ class CompletionsClient:
         http_client: httpx.Client | None = None,
         async_http_client: httpx.AsyncClient | None = None,
         raise_on_flagged: bool = False,
+        total_timeout: float | None = None,
+        verify: Verify = True,
     ) -> None:
         if max_retries < 0:
             raise RequestValidationError(f"max_retries must be >= 0, got {max_retries}")
+        if total_timeout is not None and not (
+            isinstance(total_timeout, int | float)
+            and math.isfinite(total_timeout)
+            and total_timeout > 0
+        ):
+            raise RequestValidationError(
+                f"total_timeout must be a number of seconds > 0 (or None), got {total_timeout!r}"
+            )
         self.base_url = base_url.rstrip("/")
         self.options = options or GatewayOptions()
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
         self.max_retries = max_retries
         self.retry_policy = retry_policy or RetryPolicy()
         self.raise_on_flagged = raise_on_flagged
+        self.total_timeout = total_timeout
+        self.verify = verify
         self._url = f"{self.base_url}/completions"
         self._headers = {"content-type": "application/json", **self.options.to_headers()}
         self._secrets = self.options.secrets()
@@ -112,6 +172,11 @@ class CompletionsClient:
         self._owns_ahttp = async_http_client is None
         self._ahttp_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
+        owns_a_pool = self._owns_http or self._owns_ahttp
+        self._pool_settings = _PoolSettings(
+            self.timeout, self._headers, tls_context(verify) if owns_a_pool else None
+        )
+        _LIVE.add(self)
 
     def __deepcopy__(self, memo: dict[int, object]) -> CompletionsClient:
         """A copy with the same settings and its own (not yet opened) pools; clients
@@ -125,6 +190,8 @@ class CompletionsClient:
             http_client=None if self._owns_http else self._http,
             async_http_client=None if self._owns_ahttp else self._ahttp,
             raise_on_flagged=self.raise_on_flagged,
+            total_timeout=self.total_timeout,
+            verify=self.verify,
         )
 
     def __repr__(self) -> str:
@@ -151,7 +218,9 @@ class CompletionsClient:
             )
         headers: dict[str, str] | None = None if owned_pool else self._headers
         if stream or extra_headers:
-            headers = {**(headers or {}), **lower_names(extra_headers or {})}
+            extra = lower_names(extra_headers or {})
+            check_headers(extra)
+            headers = {**(headers or {}), **extra}
             if stream:
                 headers["accept"] = "text/event-stream"
         return _Prepared(self._url, headers, request.to_json())
@@ -162,7 +231,7 @@ class CompletionsClient:
         if self._http is None:
             with self._lock:
                 if self._http is None:
-                    self._http = httpx.Client(**_pool_options(self.timeout, self._headers))
+                    self._http = _new_pool(self._pool_settings)
         return self._http
 
     def create(
@@ -177,11 +246,15 @@ class CompletionsClient:
         prepared = self._prepare(
             request, stream=False, extra_headers=extra_headers, owned_pool=self._owns_http
         )
+        deadline = self._deadline()
         retries = 0
         while True:
             try:
                 response = self._client().post(
-                    prepared.url, content=prepared.body, headers=prepared.headers
+                    prepared.url,
+                    content=prepared.body,
+                    headers=prepared.headers,
+                    **_attempt_options(self.timeout, deadline),
                 )
             except httpx.HTTPError as exc:
                 error: ObiguardError = connection_error(exc, self._secrets)
@@ -189,7 +262,10 @@ class CompletionsClient:
                 if response.is_success:
                     return self._completion(response)
                 error = self._status_error(response)
-            delay = next_delay(error, retries, self.max_retries, self.retry_policy)
+            error = self._over_deadline(error, deadline)
+            delay = next_delay(
+                error, retries, self.max_retries, self.retry_policy, seconds_left(deadline)
+            )
             if delay is None:
                 raise error
             retries += 1
@@ -210,12 +286,17 @@ class CompletionsClient:
     def _stream_chunks(
         self, prepared: _Prepared, holder: Stream
     ) -> Generator[Completion, None, None]:
+        deadline = self._deadline()
         retries = 0
         while True:
             delivered = started = False
             try:
                 with self._client().stream(
-                    "POST", prepared.url, content=prepared.body, headers=prepared.headers
+                    "POST",
+                    prepared.url,
+                    content=prepared.body,
+                    headers=prepared.headers,
+                    **_attempt_options(self.timeout, deadline),
                 ) as response:
                     if not response.is_success:
                         response.read()
@@ -224,7 +305,7 @@ class CompletionsClient:
                     holder.gateway = GatewayInfo.from_headers(
                         response.headers, response.status_code
                     )
-                    events = EventSource(response).iter_sse()
+                    events = iter_events(response)
                     for sse in events:
                         item = decode_event(sse)
                         if item is None:
@@ -245,8 +326,12 @@ class CompletionsClient:
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
+            error = self._over_deadline(error, deadline)
+            left = seconds_left(deadline)
             policy = self.retry_policy
-            delay = None if delivered else next_delay(error, retries, self.max_retries, policy)
+            delay = (
+                None if delivered else next_delay(error, retries, self.max_retries, policy, left)
+            )
             if delay is None:
                 raise error
             retries += 1
@@ -270,6 +355,21 @@ class CompletionsClient:
             secrets=self._secrets,
         )
 
+    def _deadline(self) -> float | None:
+        """The `time.monotonic()` by which a call starting now must end (None: never)."""
+        return None if self.total_timeout is None else time.monotonic() + self.total_timeout
+
+    def _over_deadline(self, error: ObiguardError, deadline: float | None) -> ObiguardError:
+        """A timeout that came from the deadline says so."""
+        left = seconds_left(deadline)
+        if left is None or left > _DEADLINE_SLACK or not isinstance(error, APITimeoutError):
+            return error
+        reached = APITimeoutError(
+            f"Request timed out: the call's total_timeout of {self.total_timeout:g} s was reached"
+        )
+        reached.__cause__ = error.__cause__
+        return reached
+
     def _status_error(self, response: httpx.Response) -> ObiguardError:
         return status_error(response.status_code, response.headers, response.content, self._secrets)
 
@@ -279,6 +379,16 @@ class CompletionsClient:
         if isinstance(exc, ObiguardError):
             return exc
         return connection_error(exc, self._secrets)
+
+    def _forget_pools(self) -> None:
+        """In a forked child: drop the pools inherited from the parent without closing
+        them (their sockets are the parent's too) and start over with fresh ones; a
+        client passed in is the caller's to replace."""
+        self._lock = threading.Lock()
+        if self._owns_http:
+            self._http = None
+        if self._owns_ahttp:
+            self._ahttp = self._ahttp_loop = None
 
     def close(self) -> None:
         """Close the pooled sync connections (a client passed in is left open)."""
@@ -305,7 +415,7 @@ class CompletionsClient:
             # An AsyncClient's pooled connections belong to the loop that opened them;
             # a new loop (asyncio.run per call, a test per loop) gets a fresh pool.
             self._release_foreign_pool(loop)
-            self._ahttp = httpx.AsyncClient(**_pool_options(self.timeout, self._headers))
+            self._ahttp = _new_async_pool(self._pool_settings)
             self._ahttp_loop = loop
         return self._ahttp
 
@@ -331,11 +441,15 @@ class CompletionsClient:
         prepared = self._prepare(
             request, stream=False, extra_headers=extra_headers, owned_pool=self._owns_ahttp
         )
+        deadline = self._deadline()
         retries = 0
         while True:
             try:
                 response = await self._aclient().post(
-                    prepared.url, content=prepared.body, headers=prepared.headers
+                    prepared.url,
+                    content=prepared.body,
+                    headers=prepared.headers,
+                    **_attempt_options(self.timeout, deadline),
                 )
             except httpx.HTTPError as exc:
                 error: ObiguardError = connection_error(exc, self._secrets)
@@ -343,7 +457,10 @@ class CompletionsClient:
                 if response.is_success:
                     return self._completion(response)
                 error = self._status_error(response)
-            delay = next_delay(error, retries, self.max_retries, self.retry_policy)
+            error = self._over_deadline(error, deadline)
+            delay = next_delay(
+                error, retries, self.max_retries, self.retry_policy, seconds_left(deadline)
+            )
             if delay is None:
                 raise error
             retries += 1
@@ -361,12 +478,17 @@ class CompletionsClient:
     async def _astream_chunks(
         self, prepared: _Prepared, holder: AsyncStream
     ) -> AsyncGenerator[Completion, None]:
+        deadline = self._deadline()
         retries = 0
         while True:
             delivered = started = False
             try:
                 async with self._aclient().stream(
-                    "POST", prepared.url, content=prepared.body, headers=prepared.headers
+                    "POST",
+                    prepared.url,
+                    content=prepared.body,
+                    headers=prepared.headers,
+                    **_attempt_options(self.timeout, deadline),
                 ) as response:
                     if not response.is_success:
                         await response.aread()
@@ -375,7 +497,7 @@ class CompletionsClient:
                     holder.gateway = GatewayInfo.from_headers(
                         response.headers, response.status_code
                     )
-                    async with contextlib.aclosing(EventSource(response).aiter_sse()) as events:
+                    async with contextlib.aclosing(aiter_events(response)) as events:
                         async for sse in events:
                             item = decode_event(sse)
                             if item is None:
@@ -396,8 +518,12 @@ class CompletionsClient:
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
+            error = self._over_deadline(error, deadline)
+            left = seconds_left(deadline)
             policy = self.retry_policy
-            delay = None if delivered else next_delay(error, retries, self.max_retries, policy)
+            delay = (
+                None if delivered else next_delay(error, retries, self.max_retries, policy, left)
+            )
             if delay is None:
                 raise error
             retries += 1

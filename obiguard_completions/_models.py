@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import math
 from typing import Any, Literal
 
 from pydantic import (
@@ -182,6 +183,9 @@ class CompletionRequest(BaseModel):
                 raise ValueError(
                     f"extra_body repeats the spec field(s) {', '.join(clash)}; set them directly"
                 )
+            where = _non_finite(self.extra_body, "extra_body")
+            if where is not None:
+                raise ValueError(f"{where} is NaN or infinite, which JSON cannot carry")
         return self
 
     def to_body(self) -> dict[str, Any]:
@@ -192,10 +196,39 @@ class CompletionRequest(BaseModel):
         return body
 
     def to_json(self) -> bytes:
-        """The JSON body as compact UTF-8 bytes."""
-        if not self.extra_body:
-            return self.model_dump_json(exclude_none=True, exclude={"extra_body"}).encode()
-        return json.dumps(self.to_body(), separators=(",", ":"), ensure_ascii=False).encode()
+        """The JSON body as compact UTF-8 bytes.
+
+        Raises:
+            RequestValidationError: a string holds a lone surrogate (not valid UTF-8).
+        """
+        try:
+            if not self.extra_body:
+                return self.model_dump_json(exclude_none=True, exclude={"extra_body"}).encode()
+            body = self.to_body()
+            return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+        except ValueError:  # pydantic's serialization error and UnicodeEncodeError are
+            raise RequestValidationError(
+                "Invalid completion request: a string (prompt, stop, suffix, extra_body "
+                "...) holds a lone surrogate such as '\\udc80' (text decoded with "
+                "errors='surrogateescape'?), which is not valid UTF-8; clean it first"
+            ) from None
+
+
+def _non_finite(value: Any, where: str) -> str | None:
+    """Where a NaN or infinite float hides in a JSON-like value, else None."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return where
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list | tuple):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}[{key!r}]")
+        if found is not None:
+            return found
+    return None
 
 
 SPEC_FIELDS = frozenset(CompletionRequest.model_fields) - {"extra_body"}

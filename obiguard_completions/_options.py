@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import SecretStr
 
 from ._errors import RequestValidationError
+from ._headers import check_headers
 from ._secrets import MASK, is_secret_name, mask_headers, secret_values
 from ._version import __version__
 
@@ -80,9 +81,10 @@ def _timeout_ms(seconds: float) -> str:
 
 
 def _secret_value(value: SecretStr | str | None) -> str | None:
+    # Surrounding whitespace is stripped, not refused: see `_headers`.
     if isinstance(value, SecretStr):
-        return value.get_secret_value() or None
-    return value or None
+        value = value.get_secret_value()
+    return value.strip() if value and value.strip() else None
 
 
 @dataclass(frozen=True, repr=False)
@@ -90,6 +92,8 @@ class GatewayOptions:
     """Everything that becomes an Obiguard request header.
 
     `repr` shows no secret; `secrets()` lists the values to scrub from error text.
+    Every header value is checked when the options are made (`_headers.check_headers`):
+    a value that cannot be sent raises `RequestValidationError` before any I/O.
     """
 
     api_key: SecretStr | None = None
@@ -140,6 +144,7 @@ class GatewayOptions:
             raise RequestValidationError(
                 f"gateway_timeout must be a number of seconds > 0, got {timeout!r}"
             )
+        self.to_headers()  # refuse a header value that cannot be sent now, not mid-request
 
     def to_headers(self) -> dict[str, str]:
         """The request headers (lower-case names), None values left out, booleans as
@@ -177,6 +182,7 @@ class GatewayOptions:
             )
         if self.default_headers:
             headers.update(lower_names(self.default_headers))
+        check_headers(headers)
         return headers
 
     def secrets(self) -> tuple[str, ...]:

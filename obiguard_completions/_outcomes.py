@@ -7,7 +7,9 @@ prompt text) or, with `raise_on_flagged`, raised as a `GuardrailError` with stat
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -22,12 +24,14 @@ from ._errors import (
     APITimeoutError,
     GuardrailError,
     ObiguardError,
+    RequestValidationError,
     StreamError,
     status_error_class,
 )
 from ._gateway_info import FLAGGED_STATUS, GatewayInfo
 from ._guardrails import HookResults, describe_failures, log_flagged, read_hook_results
 from ._models import Completion
+from ._retry import is_certificate_failure
 from ._secrets import redact
 from ._streaming import error_message
 
@@ -41,6 +45,10 @@ __all__ = [
 ]
 
 _BLOCKED = 446
+_SHOWN_TEXT = 200
+"""Characters of a non-JSON error body shown in a message (the body keeps it all)."""
+_TITLE = re.compile(r"<title[^>]*>(.*?)</title>", re.IGNORECASE | re.DOTALL)
+_TAG = re.compile(r"<[^>]+>")
 
 
 def _body(content: bytes, secrets: Iterable[str]) -> Any:
@@ -53,6 +61,32 @@ def _body(content: bytes, secrets: Iterable[str]) -> Any:
 
 def _str_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _summary(
+    message: str, status_code: int, headers: Mapping[str, str], reason: str, *, text_body: bool
+) -> str:
+    """A readable message: where a redirect points, or for a body that is not JSON, an
+    HTML page's title or the start of a long text, never a whole page."""
+    if 300 <= status_code < 400:
+        location = headers.get("location")
+        where = f"to {location!r}" if location else "without a Location"
+        return (
+            f"redirected {where} ({reason}); redirects are not followed, so neither the "
+            "request nor its keys were sent there: set base_url to the gateway's final URL"
+        )
+    if not text_body:
+        return message
+    head = message.lstrip()[:512].lower()
+    if head.startswith(("<!doctype html", "<html")) or "<body" in head or "<title" in head:
+        title = _TITLE.search(message)
+        text = title.group(1) if title else _TAG.sub(" ", message)
+        text = " ".join(html.unescape(text).split())
+        shown = text[:_SHOWN_TEXT] + ("..." if len(text) > _SHOWN_TEXT else "")
+        return f"{reason} (an HTML page{': ' + shown if shown else ''})"
+    if len(message) > _SHOWN_TEXT:
+        return message[:_SHOWN_TEXT] + f"... ({len(message)} characters; see .body)"
+    return message
 
 
 def status_error(
@@ -68,6 +102,7 @@ def status_error(
     details = error if isinstance(error, dict) else {}
     reason = httpx.codes.get_reason_phrase(status_code) or "HTTP error"
     message = error_message(body, reason)
+    message = _summary(message, status_code, headers, reason, text_body=isinstance(body, str))
     hook_results = read_hook_results(body.get("hook_results")) if isinstance(body, dict) else None
     if status_code == _BLOCKED:
         message = _guardrail_message("Blocked by a guardrail", hook_results, message)
@@ -133,9 +168,24 @@ def screen_flagged(
 
 def connection_error(exc: Exception, secrets: Iterable[str] = ()) -> ObiguardError:
     """The typed error for a request that got no (readable) HTTP answer."""
+    if isinstance(exc, httpx.LocalProtocolError):
+        # h11 refused to write the request; its text quotes the offending header value,
+        # which may be a key (`Illegal header value b'...\n'`): nothing of it is kept.
+        refused = RequestValidationError(
+            "the HTTP library refused to send the request (an illegal header name or "
+            "value; details withheld as they may quote a key); nothing was sent"
+        )
+        refused.__suppress_context__ = True
+        return refused
     detail = redact(str(exc) or type(exc).__name__, secrets)
     error: ObiguardError
-    if isinstance(exc, httpx.TimeoutException):
+    if is_certificate_failure(exc):
+        error = APIConnectionError(
+            f"TLS certificate verification failed (not retried): {detail}. To trust a "
+            "private or corporate CA pass verify='/path/to/ca-bundle.pem' (or set "
+            "SSL_CERT_FILE), or verify='system' for the operating system's trust store"
+        )
+    elif isinstance(exc, httpx.TimeoutException):
         error = APITimeoutError(f"Request timed out: {detail}")
     elif isinstance(exc, httpx.DecodingError):
         error = APIResponseValidationError(f"the server's answer could not be decoded: {detail}")
@@ -196,6 +246,12 @@ def parse_completion(
         raise APIResponseValidationError(
             f"the server's answer is not a completion: {shown!r}"
         ) from None
+    if not completion.choices:
+        shown = redact(content[:200].decode("utf-8", errors="replace"), secrets)
+        raise APIResponseValidationError(
+            "the server's answer has no completion choices (`choices` missing or empty), "
+            f"so there is no text to return: {shown!r}"
+        )
     gateway = GatewayInfo.from_headers(headers, status_code)
     completion._attach_gateway(gateway)
     screen_flagged(

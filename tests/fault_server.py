@@ -27,6 +27,7 @@ import contextlib
 import itertools
 import json
 import socket
+import ssl
 import struct
 import threading
 import time
@@ -127,6 +128,10 @@ class Reply:
     """For ``body``/``json_body`` replies: send only the first N body bytes, then close."""
     close_connection: bool = False
     """Send ``Connection: close`` and close the connection after this response."""
+    drip_every: float = 0.0
+    """Send the response (status line, headers, body; for an event stream each chunk) one
+    byte at a time, sleeping this many seconds between bytes: never idle long enough for
+    a read timeout, slow enough to outlast any total deadline."""
 
 
 Handler = Callable[[RecordedRequest], Reply]
@@ -429,12 +434,15 @@ class FaultServer:
         port: int = 0,
         keepalive_timeout: float | None = None,
         backlog: int = 1024,
+        ssl_context: ssl.SSLContext | None = None,
     ) -> None:
         """Configure the server; nothing is bound until :meth:`start`.
 
         ``keepalive_timeout``: close a persistent connection that stays idle between
         requests for that many seconds (None: keep it until the client closes it).
+        ``ssl_context``: serve HTTPS with it (a failed handshake is never a request).
         """
+        self.ssl_context = ssl_context
         self.handler: Handler = handler or default_handler
         self.host = host
         self.keepalive_timeout = keepalive_timeout
@@ -462,13 +470,14 @@ class FaultServer:
 
     @property
     def base_url(self) -> str:
-        """``http://127.0.0.1:PORT/v1``."""
-        return f"http://{self.host}:{self.port}/v1"
+        """``http://127.0.0.1:PORT/v1`` (``https`` with an ``ssl_context``)."""
+        return f"{self.url}/v1"
 
     @property
     def url(self) -> str:
         """``http://127.0.0.1:PORT`` (no path)."""
-        return f"http://{self.host}:{self.port}"
+        scheme = "https" if self.ssl_context is not None else "http"
+        return f"{scheme}://{self.host}:{self.port}"
 
     @property
     def connections_opened(self) -> int:
@@ -595,6 +604,7 @@ class FaultServer:
             backlog=self._backlog,
             limit=_READ_LIMIT,
             reuse_address=True,
+            ssl=self.ssl_context,
         )
         try:
             self.port = int(server.sockets[0].getsockname()[1])
@@ -777,8 +787,8 @@ class FaultServer:
             headers["cache-control"] = "no-cache"
             headers["transfer-encoding"] = "chunked"
             self._merge_headers(headers, reply.headers)
-            writer.write(self._head(reply.status, headers))
-            await writer.drain()
+            if not await self._write(self._head(reply.status, headers), reply, reader, writer):
+                return False
             return await self._send_events(reply, reader, writer) and keep_alive
 
         if reply.body is not None:
@@ -808,8 +818,10 @@ class FaultServer:
                 await self._linger(reader, writer)
             return False
 
-        writer.write(self._head(reply.status, headers) + send_body)
-        await writer.drain()
+        if not await self._write(
+            self._head(reply.status, headers) + send_body, reply, reader, writer
+        ):
+            return False
         if not keep_alive:
             self._close(writer)
         return keep_alive
@@ -835,13 +847,28 @@ class FaultServer:
             ):
                 return False
             ev = events[i]
-            writer.write(b"%x\r\n%s\r\n" % (len(ev), ev))
-            await writer.drain()
+            if not await self._write(b"%x\r\n%s\r\n" % (len(ev), ev), reply, reader, writer):
+                return False
         if not reply.end_stream_cleanly:
             self._close(writer)
             return False
         writer.write(b"0\r\n\r\n")
         await writer.drain()
+        return True
+
+    async def _write(
+        self, data: bytes, reply: Reply, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> bool:
+        """Send ``data`` (dripped when the reply says so); False if the client left."""
+        if reply.drip_every <= 0:
+            writer.write(data)
+            await writer.drain()
+            return True
+        for i in range(len(data)):
+            if i and not await self._sleep(reply.drip_every, reader, writer):
+                return False
+            writer.write(data[i : i + 1])
+            await writer.drain()
         return True
 
     @staticmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import ssl
 
 import pytest
 from hypothesis import given
@@ -20,7 +21,13 @@ from obiguard_completions import (
     StreamError,
 )
 from obiguard_completions._errors import ObiguardError, status_error_class
-from obiguard_completions._retry import backoff_delay, next_delay, parse_retry_after, should_retry
+from obiguard_completions._retry import (
+    backoff_delay,
+    is_certificate_failure,
+    next_delay,
+    parse_retry_after,
+    should_retry,
+)
 
 NOW = 1_700_000_000.0
 NO_JITTER = RetryPolicy(initial_delay=0.5, max_delay=8.0, max_retry_after=60.0, jitter=0.0)
@@ -125,9 +132,16 @@ def test_server_wish_wins_over_backoff() -> None:
     assert backoff_delay(5, 0.2, NO_JITTER) == 0.2
 
 
-def test_server_wish_is_capped() -> None:
-    assert backoff_delay(0, 3600.0, NO_JITTER) == 60.0
-    assert backoff_delay(0, float("inf"), NO_JITTER) == 60.0
+def test_server_wish_up_to_the_cap_is_honoured() -> None:
+    assert backoff_delay(0, 60.0, NO_JITTER) == 60.0
+
+
+def test_server_wish_beyond_the_cap_means_no_retry() -> None:
+    # Retry-After: 99999 used to sleep the whole cap per retry, for nothing.
+    assert backoff_delay(0, 60.5, NO_JITTER) is None
+    assert backoff_delay(0, 3600.0, NO_JITTER) is None
+    assert backoff_delay(0, float("inf"), NO_JITTER) is None
+    assert next_delay(_status(429, {"retry-after": "99999"}), 0, 2, NO_JITTER) is None
 
 
 @given(retries=st.integers(0, 40), jitter=st.floats(0.0, 1.0))
@@ -143,7 +157,7 @@ def test_default_policy_constants() -> None:
     assert (policy.initial_delay, policy.max_delay, policy.max_retry_after, policy.jitter) == (
         0.5,
         8.0,
-        60.0,
+        30.0,
         0.25,
     )
 
@@ -168,6 +182,23 @@ def test_next_delay_refuses_non_retryable() -> None:
 def test_next_delay_reads_the_error_headers() -> None:
     error = _status(429, {"retry-after-ms": "120"})
     assert next_delay(error, 0, 2, NO_JITTER) == pytest.approx(0.12)
+
+
+def test_next_delay_never_sleeps_past_the_deadline() -> None:
+    slow = _status(429, {"retry-after": "3"})
+    assert next_delay(slow, 0, 2, NO_JITTER, seconds_left=10.0) == 3.0
+    assert next_delay(slow, 0, 2, NO_JITTER, seconds_left=2.9) is None
+    assert next_delay(_status(503), 2, 5, NO_JITTER, seconds_left=1.5) is None
+
+
+def test_certificate_failure_is_not_retried() -> None:
+    error = APIConnectionError("Connection error: certificate verify failed")
+    cause = Exception("connect failed")
+    cause.__cause__ = ssl.SSLCertVerificationError(1, "certificate verify failed")
+    error.__cause__ = cause
+    assert is_certificate_failure(error)
+    assert not should_retry(error)
+    assert next_delay(error, 0, 2, NO_JITTER) is None
 
 
 def test_next_delay_backs_off_exponentially_without_headers() -> None:

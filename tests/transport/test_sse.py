@@ -87,6 +87,24 @@ def test_every_line_ending_is_understood(newline: bytes) -> None:
     assert [c.choices[0].text for c in _read(events) if c.choices] == ["a", "b"]
 
 
+_BOM = "\ufeff".encode()
+
+
+@pytest.mark.parametrize("split", [0, 1, 2, 3, 5], ids=lambda n: f"split-at-{n}")
+@pytest.mark.parametrize("read", [_read, _aread], ids=["stream", "astream"])
+def test_leading_byte_order_mark_is_stripped(split: int, read: object) -> None:
+    # Issue 10 (4): the BOM made the first field name unknown: 'Hello' arrived as 'lo'.
+    body = _BOM + b"".join(completion_stream(["Hel", "lo"]))
+    chunks = read([body[:split], body[split:]])  # type: ignore[operator]
+    assert [c.choices[0].text for c in chunks if c.choices] == ["Hel", "lo"]
+
+
+def test_only_the_first_byte_order_mark_is_stripped() -> None:
+    events = completion_stream(["a", "b"])
+    events[1] = _BOM + events[1]  # mid-stream: a field name starting with U+FEFF (ignored)
+    assert [c.choices[0].text for c in _read([_BOM, *events]) if c.choices] == ["a"]
+
+
 def test_comments_and_pings_are_skipped() -> None:
     events = [
         b": keep-alive comment\n\n",
