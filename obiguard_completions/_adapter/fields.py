@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import functools
+import ssl
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -93,6 +94,11 @@ class _TransportFields(BaseModel):
     debug: bool | None = None
     """`x-obiguard-debug` (`"true"`/`"false"`): `False` asks the hosted gateway to keep no
     request/response log of the calls (the open-source gateway ignores it)."""
+    raise_on_flagged: bool = False
+    """Treat an answer a guardrail flagged (HTTP 246: a check failed, the request was let
+    through) as an error: raise `GuardrailError` (status 246) instead of returning it.
+    Default: the answer is returned, its verdicts attached, and one WARNING is logged
+    (guardrail and check ids, never the prompt or the answer)."""
     strict_open_ai_compliance: bool | None = None
     """`x-obiguard-strict-open-ai-compliance` (`"true"`/`"false"`): `False` lets the gateway
     add fields outside the OpenAI schema, and is what makes a stream carry the guardrail
@@ -106,6 +112,14 @@ class _TransportFields(BaseModel):
     max_retries: int = Field(default=2, ge=0)
     """Retries after a failed attempt (connection error, timeout, 408/409/429/5xx); the
     only retry layer: at most `1 + max_retries` attempts per call."""
+    total_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
+    """Seconds a whole call may last, retries, backoff sleeps and a stream included (None:
+    no limit; `timeout` still bounds each connect, read and write)."""
+    verify: bool | str | ssl.SSLContext = Field(default=True, exclude=True)
+    """TLS trust: True (certifi's CAs, or the bundle named by `SSL_CERT_FILE`,
+    `SSL_CERT_DIR` or `REQUESTS_CA_BUNDLE`, read when the client is made), a CA bundle
+    path, `"system"` (the OS trust store; needs `pip install truststore`), an
+    `ssl.SSLContext`, or False (no verification); not serialized."""
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     """Your own `httpx.Client` for the sync calls (left open on close); not serialized."""
     async_http_client: httpx.AsyncClient | None = Field(
@@ -266,6 +280,7 @@ class ObiguardFields(_TransportFields, _BodyFields):
     def _check_settings(self) -> Self:
         """The key is there and every body value is valid, before any request."""
         require_api_key(self.api_key)
+        self._gateway_options().to_headers()
         self._plan(["x"], {}, stream=self._streams_by_default())
         return self
 
@@ -366,16 +381,23 @@ class ObiguardFields(_TransportFields, _BodyFields):
                     client = private["_client"] = self._new_client()
         return client
 
-    def _new_client(self) -> CompletionsClient:
+    def _gateway_options(self) -> GatewayOptions:
+        """The settings sent as headers (checked when made)."""
         options = {option: getattr(self, name) for name, option in _OPTION_OF_FIELD.items()}
-        options["api_key"] = require_api_key(self.api_key)
+        return GatewayOptions(**options)
+
+    def _new_client(self) -> CompletionsClient:
+        require_api_key(self.api_key)
         return CompletionsClient(
             base_url=self.base_url,
-            options=GatewayOptions(**options),
+            options=self._gateway_options(),
             timeout=self.timeout,
             max_retries=self.max_retries,
+            raise_on_flagged=self.raise_on_flagged,
             http_client=self.http_client,
             async_http_client=self.async_http_client,
+            total_timeout=self.total_timeout,
+            verify=self.verify,
         )
 
     def close(self) -> None:
