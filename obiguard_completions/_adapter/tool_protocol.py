@@ -56,11 +56,11 @@ from .._errors import RequestValidationError
 from .chat_templates import ChatMessage, ChatTemplate, ToolCall
 
 __all__ = [
+    "REACT_STOP",
     "TOOL_CALL_CLOSE",
     "TOOL_CALL_OPEN",
     "ChatPrompt",
     "InvalidToolCall",
-    "REACT_STOP",
     "ParsedReply",
     "ReplyEvent",
     "ReplyParser",
@@ -192,9 +192,9 @@ JSON schemas:
 </tools>
 
 To call a function, write a <tool_call></tool_call> block holding a JSON object with its \
-name and arguments, and write nothing after your call(s):
+name and arguments, and write nothing after your call(s). For example:
 <tool_call>
-{{"name": "<function-name>", "arguments": {{"<argument-name>": <value>}}}}
+{example}
 </tool_call>
 Each result comes back in a <tool_response></tool_response> block. {choice}"""
 
@@ -206,12 +206,39 @@ _CHOICE_SENTENCES = {
 _ONE_AT_A_TIME = " Call one function at a time."
 
 
+_PLACEHOLDERS: dict[str, Any] = {
+    "string": "...",
+    "number": 0,
+    "integer": 0,
+    "boolean": True,
+    "array": [],
+    "object": {},
+}
+
+
+def _example_call(tool: Mapping[str, Any]) -> str:
+    """A well-formed call of `tool` with placeholder values: small models copy the
+    example they are shown, so it had better be valid JSON with real names."""
+    function = tool.get("function", tool)
+    parameters = function.get("parameters") if isinstance(function, Mapping) else None
+    properties = parameters.get("properties", {}) if isinstance(parameters, Mapping) else {}
+    required = parameters.get("required") if isinstance(parameters, Mapping) else None
+    names = [n for n in (required or list(properties)) if isinstance(n, str)]
+    arguments = {}
+    for name in names:
+        spec = properties.get(name) if isinstance(properties, Mapping) else None
+        kind = spec.get("type") if isinstance(spec, Mapping) else None
+        arguments[name] = _PLACEHOLDERS.get(kind, "...") if isinstance(kind, str) else "..."
+    return json.dumps({"name": tool_name(tool), "arguments": arguments}, ensure_ascii=False)
+
+
 def _instructions(tools: Sequence[Mapping[str, Any]], choice: ToolChoice, parallel: bool) -> str:
     listed = "\n".join(json.dumps(dict(tool), ensure_ascii=False) for tool in tools)
     sentence = _CHOICE_SENTENCES[choice.mode].format(name=choice.name)
     if not parallel:
         sentence += _ONE_AT_A_TIME
-    return _INSTRUCTIONS.format(tools=listed, choice=sentence)
+    shown = next((t for t in tools if tool_name(t) == choice.name), tools[0])
+    return _INSTRUCTIONS.format(tools=listed, choice=sentence, example=_example_call(shown))
 
 
 @dataclass(frozen=True)

@@ -375,3 +375,12 @@ def test_a_react_prompt_gets_the_observation_stop() -> None:
     assert react_stop(["You are helpful.", header]) == (REACT_STOP,)
     assert react_stop(["You are helpful.", "Observation: we watch the sky."]) == ()
     assert react_stop([]) == ()
+
+
+def test_the_example_call_is_valid_json_with_real_names() -> None:
+    text = build_prompt(ASK, CHATML, tools=TOOLS).text
+    assert (
+        'For example:\n<tool_call>\n{"name": "get_weather", "arguments": {"city": "..."}}\n' in text
+    )
+    forced = build_prompt(ASK, CHATML, tools=TOOLS, tool_choice="get_time").text
+    assert '<tool_call>\n{"name": "get_time", "arguments": {}}\n</tool_call>' in forced
