@@ -15,6 +15,7 @@ from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from tests.fault_server import FaultServer
 from tests.support import (
     API_KEY,
+    PROVIDER_KEY,
     MockGateway,
     assert_no_secret,
     server_llm,
@@ -118,3 +119,31 @@ def test_more_than_four_merged_stop_sequences_fail_before_any_request(
     with pytest.raises(ValueError, match="at most 4 stop sequences"):
         call(gateway.llm(stop=["a", "b", "c"]), "Hi", stop=["d", "e"])
     assert gateway.requests == []
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_gateway_headers_are_sent(cls: type[Any], call: Call, fault_server: FaultServer) -> None:
+    llm = server_llm(
+        cls,
+        fault_server,
+        provider="openai",
+        provider_api_key=PROVIDER_KEY,
+        config={"retry": {"attempts": 2}},
+        trace_id="trace-1",
+        obiguard_metadata={"team": "search"},
+        cache_namespace="ns",
+        cache_force_refresh=True,
+        default_headers={"x-extra": "1"},
+    )
+    call(llm, "Hi")
+    headers = fault_server.requests[0].headers
+    assert headers["x-obiguard-api-key"] == API_KEY
+    assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
+    assert headers["x-obiguard-provider"] == "openai"
+    assert headers["x-obiguard-config"] == '{"retry":{"attempts":2}}'
+    assert headers["x-obiguard-trace-id"] == "trace-1"
+    assert headers["x-obiguard-metadata"] == '{"team":"search"}'
+    assert headers["x-obiguard-cache-namespace"] == "ns"
+    assert headers["x-obiguard-cache-force-refresh"] == "true"
+    assert headers["x-extra"] == "1"
+    assert fault_server.requests[0].path == "/v1/completions"

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 
 import httpx
 import pytest
 
 from tests.fault_server import FaultServer, completion_json
 from tests.langchain.support import server_llm
-from tests.support import API_KEY, PROVIDER_KEY, MockGateway
+from tests.support import MockGateway
 
 
 def test_unset_fields_never_reach_the_body(gateway: MockGateway) -> None:
@@ -49,30 +48,6 @@ def test_configured_body_fields_are_sent(gateway: MockGateway) -> None:
         "suffix": "end",
         "user": "u1",
     }
-
-
-def test_obiguard_headers_are_sent(gateway: MockGateway) -> None:
-    llm = gateway.llm(
-        provider="openai",
-        provider_api_key=PROVIDER_KEY,
-        config={"retry": {"attempts": 2}},
-        trace_id="trace-1",
-        obiguard_metadata={"team": "a"},
-        cache_namespace="ns",
-        cache_force_refresh=True,
-        default_headers={"x-custom": "1"},
-    )
-    llm.invoke("Hi")
-    headers = gateway.requests[0].headers
-    assert headers["x-obiguard-api-key"] == API_KEY
-    assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
-    assert headers["x-obiguard-provider"] == "openai"
-    assert json.loads(headers["x-obiguard-config"]) == {"retry": {"attempts": 2}}
-    assert headers["x-obiguard-trace-id"] == "trace-1"
-    assert json.loads(headers["x-obiguard-metadata"]) == {"team": "a"}
-    assert headers["x-obiguard-cache-namespace"] == "ns"
-    assert headers["x-obiguard-cache-force-refresh"] == "true"
-    assert headers["x-custom"] == "1"
 
 
 def test_call_time_arguments_override_for_that_call_only(gateway: MockGateway) -> None:

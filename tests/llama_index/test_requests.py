@@ -9,7 +9,7 @@ import pytest
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer
-from tests.support import API_KEY, PROVIDER_KEY, MockGateway
+from tests.support import MockGateway
 
 
 def test_body_holds_model_prompt_and_max_tokens_and_no_none_field(gateway: MockGateway) -> None:
@@ -98,32 +98,6 @@ def test_a_setting_given_per_call_is_refused_not_sent_as_a_body_field(
     with pytest.raises(ValueError, match=rf"{name} cannot be given .* setting of the ObiguardLLM"):
         gateway.llm().complete("x", **{name: value})
     assert gateway.requests == []
-
-
-def test_gateway_headers_are_sent(
-    make_llm: Callable[..., ObiguardLLM], server: FaultServer
-) -> None:
-    make_llm(
-        provider="openai",
-        provider_api_key=PROVIDER_KEY,
-        config={"retry": {"attempts": 2}},
-        trace_id="trace-1",
-        obiguard_metadata={"team": "search"},
-        cache_namespace="ns",
-        cache_force_refresh=True,
-        default_headers={"x-extra": "1"},
-    ).complete("x")
-    headers = server.requests[0].headers
-    assert headers["x-obiguard-api-key"] == API_KEY
-    assert headers["authorization"] == f"Bearer {PROVIDER_KEY}"
-    assert headers["x-obiguard-provider"] == "openai"
-    assert headers["x-obiguard-config"] == '{"retry":{"attempts":2}}'
-    assert headers["x-obiguard-trace-id"] == "trace-1"
-    assert headers["x-obiguard-metadata"] == '{"team":"search"}'
-    assert headers["x-obiguard-cache-namespace"] == "ns"
-    assert headers["x-obiguard-cache-force-refresh"] == "true"
-    assert headers["x-extra"] == "1"
-    assert server.requests[0].path == "/v1/completions"
 
 
 def test_call_time_gateway_options_become_headers_of_that_call_only(
