@@ -24,10 +24,11 @@ from obiguard_completions import (
     CompletionLogprobs,
     CompletionUsage,
     GatewayInfo,
+    HookResults,
 )
 from obiguard_completions._adapter import CallPlan, StreamFold
 
-__all__ = ["chunk_generations", "final_chunk", "to_llm_result"]
+__all__ = ["chunk_generations", "final_chunk", "guardrail_info", "to_llm_result"]
 
 logger = logging.getLogger("langchain_obiguard")
 _NO_GATEWAY = GatewayInfo()
@@ -112,6 +113,11 @@ def _group(completion: Completion, prompts: int, n: int, offset: int) -> list[li
         )
     for slot in unanswered:
         groups[slot].append(_missing(slot * n))
+    verdicts = guardrail_info(completion.hook_results, completion.flagged)
+    if verdicts:
+        for group in groups:
+            for generation in group:
+                generation.generation_info = {**(generation.generation_info or {}), **verdicts}
     return groups
 
 
@@ -149,8 +155,20 @@ def to_llm_result(answers: Sequence[Completion], plan: CallPlan) -> LLMResult:
         "trace_id": gateway.trace_id,
         "cache_status": gateway.cache_status,
         "gateway": [(a.gateway or _NO_GATEWAY).as_dict() for a in answers],
+        **guardrail_info(first.hook_results, any(a.flagged for a in answers)),
     }
     return LLMResult(generations=generations, llm_output=llm_output)
+
+
+def guardrail_info(hook_results: HookResults | None, flagged: bool) -> dict[str, Any]:
+    """What the guardrails said, for `generation_info` / `llm_output`: `hook_results`
+    (the gateway's verdicts as a dict) and `flagged` (HTTP 246), when there are any."""
+    info: dict[str, Any] = {}
+    if hook_results is not None:
+        info["hook_results"] = hook_results.to_dict()
+    if flagged:
+        info["flagged"] = True
+    return info
 
 
 # -- stream chunks -> generation chunks ----------------------------------------------
@@ -185,6 +203,7 @@ def final_chunk(fold: StreamFold) -> GenerationChunk:
         info["model_name"] = fold.model
     if fold.fingerprint:
         info["system_fingerprint"] = fold.fingerprint
+    info.update(guardrail_info(fold.hook_results, fold.flagged))
     gateway = fold.gateway
     if gateway is not None:
         if gateway.trace_id:

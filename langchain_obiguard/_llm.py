@@ -121,7 +121,7 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
                     if run_manager is not None:
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            fold.gateway = stream.gateway
+            fold.finish(stream)
 
     def _collect(
         self,
@@ -182,7 +182,7 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
                     if run_manager is not None:
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
-            fold.gateway = stream.gateway
+            fold.finish(stream)
 
     async def _acollect(
         self,

@@ -18,7 +18,14 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 
-from obiguard_completions import Completion, CompletionLogprobs, GatewayInfo
+from obiguard_completions import (
+    AsyncStream,
+    Completion,
+    CompletionLogprobs,
+    GatewayInfo,
+    HookResults,
+    Stream,
+)
 from obiguard_completions._adapter import StreamFold
 
 __all__ = [
@@ -55,10 +62,16 @@ def to_logprobs(logprobs: CompletionLogprobs | None) -> list[list[LogProb]] | No
     return positions
 
 
-def _gateway_kwargs(gateway: GatewayInfo | None) -> dict[str, Any]:
+def _gateway_kwargs(
+    gateway: GatewayInfo | None, hook_results: HookResults | None, flagged: bool
+) -> dict[str, Any]:
+    """The gateway's answers: its headers, the guardrail verdicts (`hook_results` as a
+    dict, None when the gateway sent none) and `flagged` (HTTP 246)."""
     info: dict[str, Any] = {"trace_id": None, "cache_status": None}
     if gateway is not None:
         info.update(gateway.as_dict())
+    info["hook_results"] = None if hook_results is None else hook_results.to_dict()
+    info["flagged"] = flagged
     return info
 
 
@@ -75,7 +88,7 @@ def completion_response(completion: Completion) -> CompletionResponse:
     raw = _as_dict(completion)
     choices = completion.choices
     first = choices[0] if choices else None
-    kwargs = _gateway_kwargs(completion.gateway)
+    kwargs = _gateway_kwargs(completion.gateway, completion.hook_results, completion.flagged)
     kwargs["finish_reason"] = first.finish_reason if first else None
     usage = completion.usage
     if usage is not None:
@@ -109,12 +122,14 @@ class StreamAccumulator:
         self._gateway: dict[str, Any] | None = None
         self._summarized = False
 
-    def add(self, chunk: Completion, gateway: GatewayInfo | None) -> CompletionResponse:
-        """The response for one chunk."""
+    def add(self, chunk: Completion, stream: Stream | AsyncStream) -> CompletionResponse:
+        """The response for one chunk of `stream`."""
         fold = self.fold
         fold.add(chunk)
         if self._gateway is None:
-            self._gateway = _gateway_kwargs(gateway)
+            # The verdicts come before the first chunk: the stream knows them by now.
+            fold.finish(stream)
+            self._gateway = _gateway_kwargs(fold.gateway, fold.hook_results, fold.flagged)
         delta = ""
         logprobs = None
         for choice in chunk.choices:

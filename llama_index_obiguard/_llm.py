@@ -173,7 +173,7 @@ def _responses(stream: Stream) -> CompletionResponseGen:
     accumulator = StreamAccumulator()
     with stream:
         for chunk in stream:
-            yield accumulator.add(chunk, stream.gateway)
+            yield accumulator.add(chunk, stream)
     tail = accumulator.finish()
     if tail is not None:
         yield tail
@@ -183,7 +183,7 @@ async def _aresponses(stream: AsyncStream) -> CompletionResponseAsyncGen:
     accumulator = StreamAccumulator()
     async with stream:
         async for chunk in stream:
-            yield accumulator.add(chunk, stream.gateway)
+            yield accumulator.add(chunk, stream)
     tail = accumulator.finish()
     if tail is not None:
         yield tail

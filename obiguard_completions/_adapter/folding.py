@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .._gateway_info import GatewayInfo
+from .._guardrails import HookResults
 from .._models import Completion, CompletionChoice, CompletionLogprobs, CompletionUsage
+from .._streaming import AsyncStream, Stream
 
 __all__ = ["StreamFold"]
 
@@ -30,17 +32,20 @@ def _extend(into: CompletionLogprobs, more: CompletionLogprobs) -> None:
 
 class StreamFold:
     """Remembers what a stream said, chunk by chunk: each choice's text, logprobs and
-    finish reason, the usage, model and fingerprint, and the gateway headers.
+    finish reason, the usage, model and fingerprint; and, from the stream itself
+    (`finish`), the gateway headers and the guardrail verdicts.
 
     `completion()` is the whole stream as one `Completion` (choices joined by index),
     `choices()` a summary of every choice. The adapters turn each chunk into their
     framework's chunk themselves; this is what the end of a stream needs.
     """
 
-    __slots__ = ("_choices", "fingerprint", "first", "gateway", "usage")
+    __slots__ = ("_choices", "fingerprint", "first", "flagged", "gateway", "hook_results", "usage")
 
     def __init__(self) -> None:
         self.gateway: GatewayInfo | None = None
+        self.hook_results: HookResults | None = None
+        self.flagged = False
         self.first: Completion | None = None
         self.usage: CompletionUsage | None = None
         self.fingerprint: str | None = None
@@ -68,6 +73,12 @@ class StreamFold:
             if choice.finish_reason is not None:
                 parts.finish_reason = choice.finish_reason
 
+    def finish(self, stream: Stream | AsyncStream) -> None:
+        """Take what the stream learnt besides its chunks: gateway headers, verdicts."""
+        self.gateway = stream.gateway
+        self.hook_results = stream.hook_results
+        self.flagged = stream.flagged
+
     @property
     def model(self) -> str:
         """The model named by the stream ("" when none)."""
@@ -90,8 +101,12 @@ class StreamFold:
         ]
 
     def completion(self) -> Completion:
-        """The whole stream as one completion, with the gateway headers attached."""
+        """The whole stream as one completion, with the gateway headers and the
+        guardrail verdicts attached."""
         first = self.first
+        verdicts = (
+            {} if self.hook_results is None else {"hook_results": self.hook_results.to_dict()}
+        )
         completion = Completion(
             id=first.id if first else "",
             created=first.created if first else 0,
@@ -107,6 +122,7 @@ class StreamFold:
             ],
             usage=self.usage,
             system_fingerprint=self.fingerprint,
+            **verdicts,
         )
         if self.gateway is not None:
             completion._attach_gateway(self.gateway)

@@ -11,6 +11,7 @@ import httpx
 import pytest
 from langchain_core.outputs import Generation
 
+from obiguard_completions import APIResponseValidationError
 from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
 from tests.langchain.support import server_llm
 from tests.support import MockGateway
@@ -101,11 +102,14 @@ def test_batch_survives_a_server_that_answers_fewer_choices(gateway: MockGateway
     assert gateway.llm().batch(["a", "b", "c"]) == ["only one", "", ""]
 
 
-def test_invoke_survives_an_answer_without_choices(gateway: MockGateway) -> None:
+def test_an_answer_without_choices_is_an_error_not_an_empty_string(
+    gateway: MockGateway,
+) -> None:
     body = completion_json("unused")
     body["choices"] = []
     gateway.reply(httpx.Response(200, json=body))
-    assert gateway.llm().invoke("a") == ""
+    with pytest.raises(APIResponseValidationError, match="no completion choices"):
+        gateway.llm().invoke("a")
 
 
 async def test_abatch_survives_a_server_that_answers_fewer_choices(gateway: MockGateway) -> None:

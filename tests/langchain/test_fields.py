@@ -10,8 +10,8 @@ from langchain_obiguard import ObiguardLLM
 from tests.support import API_KEY, PROVIDER_KEY
 
 
-def test_public_api_is_exactly_obiguard_llm() -> None:
-    assert langchain_obiguard.__all__ == ["ObiguardLLM"]
+def test_public_api_is_pinned() -> None:
+    assert langchain_obiguard.__all__ == ["ChatObiguard", "ObiguardLLM"]
     assert issubclass(ObiguardLLM, BaseLLM)
 
 

@@ -17,7 +17,7 @@ from tests.support import API_KEY, PROVIDER_KEY, MockGateway
 
 
 def test_public_names_are_pinned() -> None:
-    assert llama_index_obiguard.__all__ == ["ObiguardLLM"]
+    assert llama_index_obiguard.__all__ == ["ObiguardFunctionCallingLLM", "ObiguardLLM"]
 
 
 def test_is_a_llama_index_llm_not_a_custom_llm() -> None:

@@ -49,6 +49,8 @@ def test_additional_kwargs_hold_usage_finish_reason_and_gateway_headers(
         "finish_reason": "length",
         "trace_id": "tr-1",
         "cache_status": "HIT",
+        "hook_results": None,
+        "flagged": False,
     }
 
 

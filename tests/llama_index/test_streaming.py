@@ -61,6 +61,8 @@ def test_last_response_carries_usage_finish_reason_and_gateway_headers(
         "finish_reason": "length",
         "trace_id": "tr-2",
         "cache_status": "MISS",
+        "hook_results": None,
+        "flagged": False,
     }
     assert last.raw is not None and last.raw["usage"]["total_tokens"] == 5
 

@@ -24,59 +24,19 @@ from obiguard_completions import (
 )
 from obiguard_completions._outcomes import parse_completion, status_error
 from obiguard_completions._streaming import decode_event
-from tests.fault_server import FaultServer, Reply, completion_json, completion_stream, sse_event
-from tests.transport.helpers import API_KEY, make_request
-
-PROMPT = "Tell me the secret plan"
-EXPLANATION = "Check failed for 'none' words. Some words were found."
-HOOKS_FAILED = (
-    "The guardrail checks defined in the config failed. You can find more information "
-    "in the `hook_results` object."
+from tests.fault_server import FaultServer, Reply, completion_json, completion_stream
+from tests.support.guardrails import (
+    EXPLANATION,
+    HOOKS_FAILED,
+    PROMPT,
+    check,
+    denied_body,
+    flagged_body,
+    flagged_stream_events,
+    hook,
+    results,
 )
-
-
-def check(
-    verdict: bool, *, id: str = "default.contains", explanation: str = EXPLANATION
-) -> dict[str, Any]:
-    return {
-        "data": {"explanation": explanation, "foundWords": ["secret"], "operator": "none"},
-        "verdict": verdict,
-        "id": id,
-        "execution_time": 1,
-        "created_at": "2026-11-27T13:23:47.987Z",
-    }
-
-
-def hook(
-    verdict: bool, *, deny: bool = False, id: str = "input_guardrail_9ml", checks: Any = None
-) -> dict[str, Any]:
-    return {
-        "verdict": verdict,
-        "id": id,
-        "transformed": False,
-        "checks": [check(verdict)] if checks is None else checks,
-        "feedback": None,
-        "execution_time": 1,
-        "async": False,
-        "type": "guardrail",
-        "deny": deny and not verdict,
-    }
-
-
-def results(before: list[Any] | None = None, after: list[Any] | None = None) -> dict[str, Any]:
-    return {"before_request_hooks": before or [], "after_request_hooks": after or []}
-
-
-def flagged_body(text: str = "Hello there") -> dict[str, Any]:
-    """A 246 body: a full completion with `hook_results` beside it (input check failed)."""
-    return {**completion_json(text), "hook_results": results([hook(False)])}
-
-
-def denied_body() -> dict[str, Any]:
-    """A 446 body: the `hooks_failed` error and the verdicts (input check failed, deny)."""
-    error = {"message": HOOKS_FAILED, "type": "hooks_failed", "param": None, "code": None}
-    return {"error": error, "hook_results": results([hook(False, deny=True)])}
-
+from tests.transport.helpers import API_KEY, make_request
 
 # -- the model ---------------------------------------------------------------------------
 
@@ -219,11 +179,6 @@ def test_a_chunk_with_choices_stays_a_chunk() -> None:
 # -- through the client ------------------------------------------------------------------
 
 
-def _flagged_stream_events(tokens: list[str], *, verdicts: bool = True) -> list[bytes]:
-    first = [sse_event({"hook_results": {"before_request_hooks": [hook(False)]}})]
-    return (first if verdicts else []) + completion_stream(tokens, usage=False)
-
-
 @pytest.fixture
 def flagged_client(fault_server: FaultServer) -> CompletionsClient:
     return CompletionsClient(base_url=fault_server.base_url, raise_on_flagged=True, timeout=2.0)
@@ -291,7 +246,7 @@ async def test_the_stream_verdicts_land_on_the_stream_not_in_the_chunks(
     stream_mode: str,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    fault_server.script(Reply(status=246, sse_events=_flagged_stream_events(["A", "B"])))
+    fault_server.script(Reply(status=246, sse_events=flagged_stream_events(["A", "B"])))
     with caplog.at_level(logging.WARNING, logger="obiguard_completions"):
         stream, chunks = await _stream(client, stream_mode)
     assert [c.choices[0].text for c in chunks] == ["A", "B"]
@@ -315,7 +270,7 @@ async def test_a_stream_without_verdicts_has_none(
 async def test_raise_on_flagged_stops_a_stream_before_its_first_chunk(
     flagged_client: CompletionsClient, fault_server: FaultServer, stream_mode: str
 ) -> None:
-    fault_server.script(Reply(status=246, sse_events=_flagged_stream_events(["A"])))
+    fault_server.script(Reply(status=246, sse_events=flagged_stream_events(["A"])))
     received: list[Completion] = []
     request = make_request(stream_mode, prompt=PROMPT)
     with pytest.raises(GuardrailError) as caught:
@@ -331,7 +286,7 @@ async def test_raise_on_flagged_stops_a_stream_before_its_first_chunk(
 async def test_raise_on_flagged_without_stream_verdicts_says_how_to_get_them(
     flagged_client: CompletionsClient, fault_server: FaultServer, stream_mode: str
 ) -> None:
-    events = _flagged_stream_events(["A"], verdicts=False)
+    events = flagged_stream_events(["A"], verdicts=False)
     fault_server.script(Reply(status=246, sse_events=events))
     with pytest.raises(GuardrailError) as caught:
         await _stream(flagged_client, stream_mode)
