@@ -120,7 +120,7 @@ def test_per_call_options_reach_the_body() -> None:
     gateway = ScriptedGateway()
     chat(gateway).invoke("Hi", temperature=0, max_tokens=5)
     assert (gateway.bodies[0]["temperature"], gateway.bodies[0]["max_tokens"]) == (0, 5)
-    with pytest.raises(ValueError, match="did you mean .temperature."):
+    with pytest.raises(ValueError, match=r"did you mean 'temperature'"):
         chat(gateway).invoke("Hi", temprature=0)
 
 
