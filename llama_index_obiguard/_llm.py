@@ -22,6 +22,7 @@ from llama_index.core.base.llms.types import (
     CompletionResponseAsyncGen,
     CompletionResponseGen,
     LLMMetadata,
+    MessageRole,
 )
 from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
@@ -29,6 +30,7 @@ from llama_index.core.llms.llm import LLM
 
 from obiguard_completions import AsyncStream, CompletionRequest, Stream
 from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ObiguardFields
+from obiguard_completions._adapter.tool_protocol import react_stop
 
 from ._convert import StreamAccumulator, completion_response, to_chat_response
 
@@ -82,9 +84,9 @@ class ObiguardLLM(ObiguardFields, LLM):
     # -- building blocks -------------------------------------------------------------
 
     def _request(
-        self, prompt: str, kwargs: dict[str, Any], *, stream: bool
+        self, prompt: str, kwargs: dict[str, Any], stop: Sequence[str], *, stream: bool
     ) -> tuple[CompletionRequest, dict[str, str] | None]:
-        plan = self._plan([prompt], kwargs, stream=stream)
+        plan = self._plan([prompt], kwargs, stop=stop, stream=stream)
         return plan.requests[0], plan.headers
 
     def _format(self, prompt: str, formatted: bool) -> str:
@@ -92,27 +94,38 @@ class ObiguardLLM(ObiguardFields, LLM):
             return prompt
         return self.completion_to_prompt(prompt)
 
-    def _chat_prompt(self, messages: Sequence[ChatMessage]) -> str:
+    def _chat_prompt(self, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
+        """The prompt of `messages`, and the stop a text ReAct agent needs (`Observation:`
+        when a system message lays out the ReAct format; see `react_stop`)."""
         to_prompt = self.messages_to_prompt or generic_messages_to_prompt
-        return to_prompt(messages)
+        system = (m.content or "" for m in messages if m.role == MessageRole.SYSTEM)
+        return to_prompt(messages), react_stop(system)
 
     # -- private implementations: sync and async differ by `await` alone ---------------
 
-    def _complete(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponse:
-        request, headers = self._request(prompt, kwargs, stream=False)
+    def _complete(
+        self, prompt: str, kwargs: dict[str, Any], stop: Sequence[str] = ()
+    ) -> CompletionResponse:
+        request, headers = self._request(prompt, kwargs, stop, stream=False)
         return completion_response(self.client.create(request, extra_headers=headers))
 
-    async def _acomplete(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponse:
-        request, headers = self._request(prompt, kwargs, stream=False)
+    async def _acomplete(
+        self, prompt: str, kwargs: dict[str, Any], stop: Sequence[str] = ()
+    ) -> CompletionResponse:
+        request, headers = self._request(prompt, kwargs, stop, stream=False)
         return completion_response(await self.client.acreate(request, extra_headers=headers))
 
-    def _stream(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponseGen:
+    def _stream(
+        self, prompt: str, kwargs: dict[str, Any], stop: Sequence[str] = ()
+    ) -> CompletionResponseGen:
         # Built now, not on the first `next()`: a bad value fails at the call.
-        request, headers = self._request(prompt, kwargs, stream=True)
+        request, headers = self._request(prompt, kwargs, stop, stream=True)
         return _responses(self.client.stream(request, extra_headers=headers))
 
-    def _astream(self, prompt: str, kwargs: dict[str, Any]) -> CompletionResponseAsyncGen:
-        request, headers = self._request(prompt, kwargs, stream=True)
+    def _astream(
+        self, prompt: str, kwargs: dict[str, Any], stop: Sequence[str] = ()
+    ) -> CompletionResponseAsyncGen:
+        request, headers = self._request(prompt, kwargs, stop, stream=True)
         return _aresponses(self.client.astream(request, extra_headers=headers))
 
     # -- completion ------------------------------------------------------------------
@@ -148,25 +161,29 @@ class ObiguardLLM(ObiguardFields, LLM):
     @llm_chat_callback()
     def chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Complete the prompt `messages_to_prompt` makes of `messages`."""
-        return to_chat_response(self._complete(self._chat_prompt(messages), kwargs))
+        prompt, stop = self._chat_prompt(messages)
+        return to_chat_response(self._complete(prompt, kwargs, stop))
 
     @llm_chat_callback()
     def stream_chat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponseGen:
         """Stream the reply to `messages`."""
-        responses = self._stream(self._chat_prompt(messages), kwargs)
+        prompt, stop = self._chat_prompt(messages)
+        responses = self._stream(prompt, kwargs, stop)
         return (to_chat_response(response) for response in responses)
 
     @llm_chat_callback()
     async def achat(self, messages: Sequence[ChatMessage], **kwargs: Any) -> ChatResponse:
         """Async `chat`."""
-        return to_chat_response(await self._acomplete(self._chat_prompt(messages), kwargs))
+        prompt, stop = self._chat_prompt(messages)
+        return to_chat_response(await self._acomplete(prompt, kwargs, stop))
 
     @llm_chat_callback()
     async def astream_chat(
         self, messages: Sequence[ChatMessage], **kwargs: Any
     ) -> ChatResponseAsyncGen:
         """Async `stream_chat`."""
-        return _achat_responses(self._astream(self._chat_prompt(messages), kwargs))
+        prompt, stop = self._chat_prompt(messages)
+        return _achat_responses(self._astream(prompt, kwargs, stop))
 
 
 def _responses(stream: Stream) -> CompletionResponseGen:

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from llama_index.core.base.llms.types import ChatMessage, MessageRole
 
 from llama_index_obiguard import ObiguardLLM
 from tests.fault_server import FaultServer
@@ -163,3 +164,18 @@ def test_a_per_call_config_holding_a_credential_is_refused_before_any_request(
     with pytest.raises(ValueError, match="config given per call holds a credential"):
         gateway.llm().complete("Hi", config={"targets": [{"api_key": "sk-call-time"}]})
     assert gateway.requests == []
+
+
+def test_chat_with_a_react_system_prompt_stops_at_observation(gateway: MockGateway) -> None:
+    system = (
+        "Answer in this format:\nThought: ...\nAction: tool\nAction Input: {}\nObservation: ..."
+    )
+    messages = [
+        ChatMessage(role=MessageRole.SYSTEM, content=system),
+        ChatMessage(role=MessageRole.USER, content="What is 6 times 7?"),
+    ]
+    gateway.llm(stop=["\n\n"]).chat(messages)
+    gateway.llm().chat(messages[1:])
+    react, plain = gateway.bodies()
+    assert react["stop"] == ["\n\n", "Observation:"]
+    assert "stop" not in plain
