@@ -12,12 +12,8 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
-from langchain_core.language_models import LangSmithParams
-from langchain_core.load.serializable import (
-    Serializable,
-    SerializedConstructor,
-    SerializedNotImplemented,
-)
+from langchain_core.language_models import BaseLanguageModel, LangSmithParams
+from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
 from pydantic import ConfigDict, Field
 
 from obiguard_completions._adapter import (
@@ -35,13 +31,14 @@ from ._serialize import (
     serialized_config,
     serialized_headers,
 )
+from ._tokens import approximate_token_count
 
 __all__ = ["LangChainSettings"]
 
 _GATEWAY_PARAMS = ("provider", "trace_id", "obiguard_metadata", "cache_namespace")
 
 
-class LangChainSettings(ObiguardFields, Serializable):
+class LangChainSettings(ObiguardFields, BaseLanguageModel[Any]):
     """The settings, identity and serialization both LangChain classes share."""
 
     model_config = ConfigDict(
@@ -159,3 +156,23 @@ class LangChainSettings(ObiguardFields, Serializable):
             if merged:
                 params["ls_stop"] = merged
         return params
+
+    # -- token counting -----------------------------------------------------------------
+
+    def get_token_ids(self, text: str) -> list[int]:
+        """Token ids from `custom_get_token_ids`; without one there are no ids to give
+        (no tokenizer is downloaded), so this raises `NotImplementedError`."""
+        if self.custom_get_token_ids is not None:
+            return self.custom_get_token_ids(text)
+        raise NotImplementedError(
+            f"{type(self).__name__} has no tokenizer: pass custom_get_token_ids=<str -> "
+            "list[int]> (e.g. a tiktoken encoding's encode) for token ids; get_num_tokens() "
+            "works without one (an offline approximation)"
+        )
+
+    def get_num_tokens(self, text: str) -> int:
+        """Tokens in `text`: exact with `custom_get_token_ids`, else an offline
+        approximation (see `langchain_obiguard._tokens`); never downloads anything."""
+        if self.custom_get_token_ids is not None:
+            return len(self.custom_get_token_ids(text))
+        return approximate_token_count(text)

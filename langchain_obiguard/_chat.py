@@ -67,7 +67,6 @@ from obiguard_completions._adapter.tool_protocol import (
 )
 
 from ._base import LangChainSettings
-from ._tokens import approximate_token_count
 
 __all__ = ["ChatObiguard"]
 
@@ -150,8 +149,14 @@ def _hook_results(completion: Completion | None) -> Any:
     found = getattr(completion, "hook_results", None)
     if found is None and completion.model_extra:
         found = completion.model_extra.get("hook_results")
-    dump = getattr(found, "model_dump", None)
-    return dump(exclude_none=True) if callable(dump) else found
+    return _as_wire_dict(found)
+
+
+def _as_wire_dict(verdicts: Any) -> Any:
+    """`HookResults` as the JSON the gateway sent (`to_dict()`: `async`, not `is_async`;
+    unknown keys kept), as `ObiguardLLM` reports them; other values as they are."""
+    to_dict = getattr(verdicts, "to_dict", None)
+    return to_dict() if callable(to_dict) else verdicts
 
 
 def _response_metadata(
@@ -160,6 +165,8 @@ def _response_metadata(
     gateway: GatewayInfo | None,
     hook_results: Any,
     fingerprint: str | None,
+    *,
+    flagged: bool = False,
 ) -> dict[str, Any]:
     metadata: dict[str, Any] = {"model_name": model, "finish_reason": finish_reason}
     if fingerprint:
@@ -174,6 +181,8 @@ def _response_metadata(
             metadata["gateway"] = info
     if hook_results is not None:
         metadata["hook_results"] = hook_results
+    if flagged:
+        metadata["flagged"] = True
     return metadata
 
 
@@ -226,6 +235,7 @@ def to_chat_result(completion: Completion, prompt: ChatPrompt, model: str) -> Ch
             gateway,
             hooks,
             completion.system_fingerprint,
+            flagged=completion.flagged,
         )
         if position == 0:
             message.usage_metadata = _usage_metadata(completion.usage)
@@ -243,6 +253,10 @@ def to_chat_result(completion: Completion, prompt: ChatPrompt, model: str) -> Ch
         llm_output["trace_id"] = gateway.trace_id
         llm_output["cache_status"] = gateway.cache_status
         llm_output["gateway"] = [gateway.as_dict()]
+    if hooks is not None:
+        llm_output["hook_results"] = hooks
+    if completion.flagged:
+        llm_output["flagged"] = True
     return ChatResult(generations=generations, llm_output=llm_output)
 
 
@@ -270,8 +284,7 @@ class _StreamReader:
         gateway = stream.gateway
         verdicts = getattr(stream, "hook_results", None)  # the verdicts event, when read
         if verdicts is not None:
-            dump = getattr(verdicts, "model_dump", None)
-            self.hook_results = dump(exclude_none=True) if callable(dump) else verdicts
+            self.hook_results = _as_wire_dict(verdicts)
         chunks = [_event_chunk(event) for event in self.parser.finish()]
         fold = self.fold
         finish_reason = fold.finish_reason(0)
@@ -284,6 +297,7 @@ class _StreamReader:
                 gateway,
                 self.hook_results,
                 fold.fingerprint,
+                flagged=stream.flagged,
             ),
             chunk_position="last",
         )
@@ -471,20 +485,3 @@ class ChatObiguard(LangChainSettings, BaseChatModel):
             yield chunk
 
     # -- token counting ------------------------------------------------------------------
-
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids from `custom_get_token_ids`; without one there are none to give (no
-        tokenizer is downloaded): `NotImplementedError`."""
-        if self.custom_get_token_ids is not None:
-            return self.custom_get_token_ids(text)
-        raise NotImplementedError(
-            "ChatObiguard has no tokenizer: pass custom_get_token_ids=<str -> list[int]>; "
-            "get_num_tokens() works without one (an offline approximation)"
-        )
-
-    def get_num_tokens(self, text: str) -> int:
-        """Tokens in `text`: exact with `custom_get_token_ids`, else an offline
-        approximation; never downloads anything."""
-        if self.custom_get_token_ids is not None:
-            return len(self.custom_get_token_ids(text))
-        return approximate_token_count(text)

@@ -24,7 +24,6 @@ from obiguard_completions._adapter import (
 
 from ._base import LangChainSettings
 from ._convert import chunk_generations, final_chunk, to_llm_result
-from ._tokens import approximate_token_count
 
 __all__ = ["ObiguardLLM"]
 
@@ -226,23 +225,3 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
         if run_manager is not None:
             await run_manager.on_llm_new_token(final.text, chunk=final)
         yield final
-
-    # -- token counting -----------------------------------------------------------------
-
-    def get_token_ids(self, text: str) -> list[int]:
-        """Token ids from `custom_get_token_ids`; without one there are no ids to give
-        (no tokenizer is downloaded), so this raises `NotImplementedError`."""
-        if self.custom_get_token_ids is not None:
-            return self.custom_get_token_ids(text)
-        raise NotImplementedError(
-            "ObiguardLLM has no tokenizer: pass custom_get_token_ids=<str -> list[int]> "
-            "(e.g. a tiktoken encoding's encode) for token ids; get_num_tokens() works "
-            "without one (an offline approximation)"
-        )
-
-    def get_num_tokens(self, text: str) -> int:
-        """Tokens in `text`: exact with `custom_get_token_ids`, else an offline
-        approximation (see `langchain_obiguard._tokens`); never downloads anything."""
-        if self.custom_get_token_ids is not None:
-            return len(self.custom_get_token_ids(text))
-        return approximate_token_count(text)
