@@ -43,6 +43,7 @@ from obiguard_completions import (
     CompletionRequest,
     CompletionUsage,
     GatewayInfo,
+    HookResults,
     RequestValidationError,
     Stream,
 )
@@ -67,6 +68,7 @@ from obiguard_completions._adapter.tool_protocol import (
 )
 
 from ._base import LangChainSettings
+from ._convert import answers_llm_output, guardrail_info
 
 __all__ = ["ChatObiguard"]
 
@@ -142,28 +144,11 @@ def _usage_metadata(usage: CompletionUsage | None) -> UsageMetadata | None:
     return cast("UsageMetadata", counts)
 
 
-def _hook_results(completion: Completion | None) -> Any:
-    """The guardrail verdicts an answer (or stream event) carried, as plain data."""
-    if completion is None:
-        return None
-    found = getattr(completion, "hook_results", None)
-    if found is None and completion.model_extra:
-        found = completion.model_extra.get("hook_results")
-    return _as_wire_dict(found)
-
-
-def _as_wire_dict(verdicts: Any) -> Any:
-    """`HookResults` as the JSON the gateway sent (`to_dict()`: `async`, not `is_async`;
-    unknown keys kept), as `ObiguardLLM` reports them; other values as they are."""
-    to_dict = getattr(verdicts, "to_dict", None)
-    return to_dict() if callable(to_dict) else verdicts
-
-
 def _response_metadata(
     model: str,
     finish_reason: str | None,
     gateway: GatewayInfo | None,
-    hook_results: Any,
+    hook_results: HookResults | None,
     fingerprint: str | None,
     *,
     flagged: bool = False,
@@ -179,10 +164,7 @@ def _response_metadata(
             metadata["cache_status"] = gateway.cache_status
         if info:
             metadata["gateway"] = info
-    if hook_results is not None:
-        metadata["hook_results"] = hook_results
-    if flagged:
-        metadata["flagged"] = True
+    metadata.update(guardrail_info(hook_results, flagged))
     return metadata
 
 
@@ -225,7 +207,7 @@ def _event_chunk(event: ReplyEvent) -> ChatGenerationChunk:
 def to_chat_result(completion: Completion, prompt: ChatPrompt, model: str) -> ChatResult:
     """A completion -> one `ChatGeneration` per choice; the usage on the first."""
     gateway = completion.gateway
-    hooks = _hook_results(completion)
+    hooks = completion.hook_results
     generations = []
     for position, choice in enumerate(completion.choices):
         message = _ai_message(parse_reply(choice.text, prompt))
@@ -244,19 +226,7 @@ def to_chat_result(completion: Completion, prompt: ChatPrompt, model: str) -> Ch
         )
     if not generations:  # a server that answered no choice: an empty reply, not a crash
         generations.append(ChatGeneration(message=AIMessage(content="")))
-    llm_output: dict[str, Any] = {
-        "token_usage": completion.usage.model_dump(exclude_none=True) if completion.usage else {},
-        "model_name": completion.model or model,
-        "system_fingerprint": completion.system_fingerprint,
-    }
-    if gateway is not None:
-        llm_output["trace_id"] = gateway.trace_id
-        llm_output["cache_status"] = gateway.cache_status
-        llm_output["gateway"] = [gateway.as_dict()]
-    if hooks is not None:
-        llm_output["hook_results"] = hooks
-    if completion.flagged:
-        llm_output["flagged"] = True
+    llm_output = answers_llm_output([completion], completion.usage, model)
     return ChatResult(generations=generations, llm_output=llm_output)
 
 
@@ -267,12 +237,9 @@ class _StreamReader:
         self.parser = ReplyParser(prompt)
         self.fold = StreamFold()
         self.model = model
-        self.hook_results: Any = None
 
     def add(self, completion: Completion) -> list[ChatGenerationChunk]:
         self.fold.add(completion)
-        if self.hook_results is None:
-            self.hook_results = _hook_results(completion)
         chunks: list[ChatGenerationChunk] = []
         for choice in completion.choices:
             if choice.index == 0:
@@ -281,12 +248,9 @@ class _StreamReader:
 
     def finish(self, stream: Stream | AsyncStream) -> list[ChatGenerationChunk]:
         """What was held back, then the last chunk: usage and response metadata."""
-        gateway = stream.gateway
-        verdicts = getattr(stream, "hook_results", None)  # the verdicts event, when read
-        if verdicts is not None:
-            self.hook_results = _as_wire_dict(verdicts)
-        chunks = [_event_chunk(event) for event in self.parser.finish()]
         fold = self.fold
+        fold.finish(stream)
+        chunks = [_event_chunk(event) for event in self.parser.finish()]
         finish_reason = fold.finish_reason(0)
         last = AIMessageChunk(
             content="",
@@ -294,10 +258,10 @@ class _StreamReader:
             response_metadata=_response_metadata(
                 fold.model or self.model,
                 finish_reason,
-                gateway,
-                self.hook_results,
+                fold.gateway,
+                fold.hook_results,
                 fold.fingerprint,
-                flagged=stream.flagged,
+                flagged=fold.flagged,
             ),
             chunk_position="last",
         )

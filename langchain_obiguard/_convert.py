@@ -28,7 +28,13 @@ from obiguard_completions import (
 )
 from obiguard_completions._adapter import CallPlan, StreamFold
 
-__all__ = ["chunk_generations", "final_chunk", "guardrail_info", "to_llm_result"]
+__all__ = [
+    "answers_llm_output",
+    "chunk_generations",
+    "final_chunk",
+    "guardrail_info",
+    "to_llm_result",
+]
 
 logger = logging.getLogger("langchain_obiguard")
 _NO_GATEWAY = GatewayInfo()
@@ -144,11 +150,22 @@ def to_llm_result(answers: Sequence[Completion], plan: CallPlan) -> LLMResult:
         offset += count
         if completion.usage is not None:
             usage = completion.usage if usage is None else usage + completion.usage
+    llm_output = answers_llm_output(answers, usage, plan.model)
+    return LLMResult(generations=generations, llm_output=llm_output)
+
+
+def answers_llm_output(
+    answers: Sequence[Completion], usage: CompletionUsage | None, model: str
+) -> dict[str, Any]:
+    """`llm_output` of a call's completions (ObiguardLLM and ChatObiguard alike): the
+    usage, the model that answered, the fingerprint, the first request's trace id, cache
+    status and guardrail verdicts, `flagged` if any request was, and `gateway`: every
+    request's gateway headers, in order."""
     first = answers[0]
     gateway = first.gateway or _NO_GATEWAY
-    llm_output: dict[str, Any] = {
+    return {
         "token_usage": _usage_dict(usage) if usage is not None else {},
-        "model_name": first.model or plan.model,
+        "model_name": first.model or model,
         "system_fingerprint": next(
             (a.system_fingerprint for a in answers if a.system_fingerprint), None
         ),
@@ -157,7 +174,6 @@ def to_llm_result(answers: Sequence[Completion], plan: CallPlan) -> LLMResult:
         "gateway": [(a.gateway or _NO_GATEWAY).as_dict() for a in answers],
         **guardrail_info(first.hook_results, any(a.flagged for a in answers)),
     }
-    return LLMResult(generations=generations, llm_output=llm_output)
 
 
 def guardrail_info(hook_results: HookResults | None, flagged: bool) -> dict[str, Any]:
