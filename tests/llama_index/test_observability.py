@@ -134,7 +134,9 @@ def test_complete_dispatches_start_and_end_events(
         e for e in events.events if isinstance(e, LLMCompletionStartEvent | LLMCompletionEndEvent)
     )
     assert isinstance(start, LLMCompletionStartEvent)
-    assert start.model_dict["model_name"] == "gpt-3.5-turbo-instruct"
+    # llama-index-core 0.14.23+ sends to_payload() (model_name); older cores to_dict() (model)
+    named = start.model_dict.get("model_name", start.model_dict.get("model"))
+    assert named == "gpt-3.5-turbo-instruct"
     assert start.additional_kwargs == {"temperature": 0.5}
     assert isinstance(end, LLMCompletionEndEvent) and end.response.text == "Hello world!"
 
