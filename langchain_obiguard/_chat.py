@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -35,12 +34,10 @@ from langchain_core.runnables import Runnable
 from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_core.utils.json import parse_partial_json
-from pydantic import field_validator
 
 from obiguard_completions import (
     AsyncStream,
     Completion,
-    CompletionRequest,
     CompletionUsage,
     GatewayInfo,
     HookResults,
@@ -48,9 +45,9 @@ from obiguard_completions import (
     Stream,
 )
 from obiguard_completions._adapter import StreamFold
+from obiguard_completions._adapter.chat import ChatCall, ChatFields
 from obiguard_completions._adapter.chat_templates import (
     ChatMessage,
-    TemplateSpec,
     ToolCall,
     resolve_template,
 )
@@ -61,7 +58,6 @@ from obiguard_completions._adapter.tool_protocol import (
     ReplyEvent,
     ReplyParser,
     TextDelta,
-    build_prompt,
     parse_reply,
     resolve_tool_choice,
     tool_name,
@@ -271,15 +267,7 @@ class _StreamReader:
         return chunks
 
 
-@dataclass(frozen=True)
-class _Call:
-    prompt: ChatPrompt
-    request: CompletionRequest
-    headers: dict[str, str] | None
-    model: str
-
-
-class ChatObiguard(LangChainSettings, BaseChatModel):
+class ChatObiguard(ChatFields, LangChainSettings, BaseChatModel):
     """Chat model with tool calling, served by the Obiguard gateway's `POST /completions`.
 
     The messages become one prompt through `chat_template` (ChatML unless set), the
@@ -302,16 +290,6 @@ class ChatObiguard(LangChainSettings, BaseChatModel):
     """
 
     _ls_model_type: ClassVar[str] = "chat"
-
-    chat_template: TemplateSpec = "chatml"
-    """How messages become a prompt: `chatml` (default), `llama-3`, `plain`, a
-    `ChatTemplate` (with its stop markers), or a callable `list[ChatMessage] -> str`."""
-
-    @field_validator("chat_template")
-    @classmethod
-    def _known_template(cls, value: TemplateSpec) -> TemplateSpec:
-        resolve_template(value)
-        return value
 
     @property
     def _llm_type(self) -> str:
@@ -356,31 +334,14 @@ class ChatObiguard(LangChainSettings, BaseChatModel):
         kwargs: Mapping[str, Any],
         *,
         stream: bool,
-    ) -> _Call:
-        options = {name: value for name, value in kwargs.items() if name not in _CALL_OPTIONS}
-        if stream:
-            for name in ("n", "best_of"):
-                value = options.get(name) or getattr(self, name)
-                if value is not None and value > 1:
-                    raise RequestValidationError(
-                        f"a streamed chat reply is one completion, so {name} must be 1, got "
-                        f"{name}={value}"
-                    )
-        prompt = build_prompt(
+    ) -> ChatCall:
+        return self._chat_call(
             to_chat_messages(messages),
-            resolve_template(self.chat_template),
-            tools=kwargs.get("tools") or (),
-            tool_choice=kwargs.get("tool_choice"),
-            parallel_tool_calls=kwargs.get("parallel_tool_calls") is not False,
-        )
-        plan = self._plan(
-            [prompt.text],
-            options,
-            stop=[*prompt.stop, *(stop or ())],
+            kwargs,
+            stop=stop or (),
             stream=stream,
             stream_usage=self.stream_usage,
         )
-        return _Call(prompt, plan.requests[0], plan.headers, plan.model)
 
     # -- sync ----------------------------------------------------------------------------
 

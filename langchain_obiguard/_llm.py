@@ -16,7 +16,7 @@ from langchain_core.language_models import BaseLLM
 from langchain_core.outputs import GenerationChunk, LLMResult
 from pydantic import Field
 
-from obiguard_completions import Completion, CompletionRequest, RequestValidationError
+from obiguard_completions import Completion, CompletionRequest
 from obiguard_completions._adapter import (
     CallPlan,
     StreamFold,
@@ -91,15 +91,15 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
     def _stream_plan(
         self, prompt: str, stop: Sequence[str] | None, kwargs: Mapping[str, Any]
     ) -> tuple[CompletionRequest, dict[str, str] | None]:
-        for name in ("n", "best_of"):
-            value = kwargs.get(name) or getattr(self, name)
-            if value is not None and value > 1:
-                raise RequestValidationError(
-                    f"stream()/astream() yield one completion, so {name} must be 1, got "
-                    f"{name}={value}; use invoke()/generate() (streaming=True streams each "
-                    "choice separately) for several completions"
-                )
-        plan = self._plan([prompt], kwargs, stop=stop, stream=True, stream_usage=self.stream_usage)
+        plan = self._plan(
+            [prompt],
+            kwargs,
+            stop=stop,
+            stream=True,
+            stream_usage=self.stream_usage,
+            one_choice="stream()/astream() yield one completion (for several, use "
+            "invoke()/generate(), which stream each choice with streaming=True)",
+        )
         return plan.requests[0], plan.headers
 
     # -- sync ---------------------------------------------------------------------------

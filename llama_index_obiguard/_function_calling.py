@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from llama_index.core.base.llms.types import (
@@ -28,7 +27,7 @@ from llama_index.core.base.llms.types import (
     LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import ConfigDict, Field, field_validator
+from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -36,18 +35,16 @@ from llama_index.core.llms.llm import ToolSelection
 from obiguard_completions import (
     AsyncStream,
     Completion,
-    CompletionRequest,
     GatewayInfo,
     RequestValidationError,
     Stream,
 )
-from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, ObiguardFields, StreamFold
+from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, StreamFold
+from obiguard_completions._adapter.chat import ChatCall, ChatFields
 from obiguard_completions._adapter.chat_templates import (
     ChatMessage,
     Role,
-    TemplateSpec,
     ToolCall,
-    resolve_template,
 )
 from obiguard_completions._adapter.tool_protocol import (
     ChatPrompt,
@@ -55,9 +52,7 @@ from obiguard_completions._adapter.tool_protocol import (
     ParsedReply,
     ReplyParser,
     TextDelta,
-    build_prompt,
     parse_reply,
-    react_stop,
 )
 
 if TYPE_CHECKING:
@@ -259,14 +254,7 @@ def _as_completion(response: ChatResponse) -> CompletionResponse:
     )
 
 
-@dataclass(frozen=True)
-class _Call:
-    prompt: ChatPrompt
-    request: CompletionRequest
-    headers: dict[str, str] | None
-
-
-class ObiguardFunctionCallingLLM(ObiguardFields, FunctionCallingLLM):
+class ObiguardFunctionCallingLLM(ChatFields, FunctionCallingLLM):
     """LlamaIndex function-calling LLM on the Obiguard gateway's `POST /completions`.
 
     A chat model (`is_chat_model`, `is_function_calling_model`): messages become one
@@ -295,15 +283,6 @@ class ObiguardFunctionCallingLLM(ObiguardFields, FunctionCallingLLM):
     prompt packing and memory; 4096 unless set."""
     additional_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra body fields outside the spec; spec fields given here move to their field."""
-    chat_template: TemplateSpec = "chatml"
-    """How messages become a prompt: `chatml` (default), `llama-3`, `plain`, a
-    `ChatTemplate` (with its stop markers), or a callable `list[ChatMessage] -> str`."""
-
-    @field_validator("chat_template")
-    @classmethod
-    def _known_template(cls, value: TemplateSpec) -> TemplateSpec:
-        resolve_template(value)
-        return value
 
     @classmethod
     def class_name(cls) -> str:
@@ -390,27 +369,8 @@ class ObiguardFunctionCallingLLM(ObiguardFields, FunctionCallingLLM):
 
     def _call(
         self, messages: Sequence[LlamaChatMessage], kwargs: Mapping[str, Any], *, stream: bool
-    ) -> _Call:
-        options = {name: value for name, value in kwargs.items() if name not in _CALL_OPTIONS}
-        if stream:
-            for name in ("n", "best_of"):
-                value = options.get(name) or getattr(self, name)
-                if value is not None and value > 1:
-                    raise RequestValidationError(
-                        f"a streamed chat reply is one completion, so {name} must be 1, got "
-                        f"{name}={value}"
-                    )
-        chat = to_chat_messages(messages)
-        prompt = build_prompt(
-            chat,
-            resolve_template(self.chat_template),
-            tools=kwargs.get("tools") or (),
-            tool_choice=kwargs.get("tool_choice"),
-            parallel_tool_calls=kwargs.get("parallel_tool_calls") is not False,
-        )
-        react = react_stop(m.content for m in chat if m.role == "system")
-        plan = self._plan([prompt.text], options, stop=[*prompt.stop, *react], stream=stream)
-        return _Call(prompt, plan.requests[0], plan.headers)
+    ) -> ChatCall:
+        return self._chat_call(to_chat_messages(messages), kwargs, stream=stream)
 
     def _chat(
         self, messages: Sequence[LlamaChatMessage], kwargs: Mapping[str, Any]
@@ -495,7 +455,7 @@ class ObiguardFunctionCallingLLM(ObiguardFields, FunctionCallingLLM):
         return _acompletions(self._astream_chat(self._ask(prompt), kwargs))
 
 
-def _responses(stream: Stream, call: _Call) -> ChatResponseGen:
+def _responses(stream: Stream, call: ChatCall) -> ChatResponseGen:
     reader = _ChatStream(call.prompt)
     with stream:
         for chunk in stream:
@@ -503,7 +463,7 @@ def _responses(stream: Stream, call: _Call) -> ChatResponseGen:
         yield from reader.finish(stream)
 
 
-async def _aresponses(stream: AsyncStream, call: _Call) -> ChatResponseAsyncGen:
+async def _aresponses(stream: AsyncStream, call: ChatCall) -> ChatResponseAsyncGen:
     reader = _ChatStream(call.prompt)
     async with stream:
         async for chunk in stream:

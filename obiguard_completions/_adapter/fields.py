@@ -445,8 +445,17 @@ class ObiguardFields(_TransportFields, _BodyFields):
         stream: bool = False,
         batch_size: int = 1,
         stream_usage: bool = True,
+        one_choice: str | None = None,
     ) -> CallPlan:
-        """The validated requests of one call (see `calls.plan_call`)."""
+        """The validated requests of one call (see `calls.plan_call`); `one_choice`, the
+        reason a call yields one completion, refuses n or best_of above 1."""
+        if one_choice is not None:
+            for name in ("n", "best_of"):
+                value = kwargs.get(name) or getattr(self, name)
+                if value is not None and value > 1:
+                    raise RequestValidationError(
+                        f"{one_choice}, so {name} must be 1, got {name}={value}"
+                    )
         return plan_call(
             self._defaults,
             getattr(self, self._extras_field),
