@@ -22,6 +22,7 @@ from obiguard_completions import (
     AsyncStream,
     Completion,
     CompletionLogprobs,
+    CompletionUsage,
     GatewayInfo,
     HookResults,
     Stream,
@@ -30,6 +31,8 @@ from obiguard_completions._adapter import StreamFold
 
 __all__ = [
     "StreamAccumulator",
+    "add_usage",
+    "answer_kwargs",
     "completion_response",
     "to_chat_response",
     "to_logprobs",
@@ -62,7 +65,7 @@ def to_logprobs(logprobs: CompletionLogprobs | None) -> list[list[LogProb]] | No
     return positions
 
 
-def _gateway_kwargs(
+def answer_kwargs(
     gateway: GatewayInfo | None, hook_results: HookResults | None, flagged: bool
 ) -> dict[str, Any]:
     """The gateway's answers: its headers, the guardrail verdicts (`hook_results` as a
@@ -73,6 +76,14 @@ def _gateway_kwargs(
     info["hook_results"] = None if hook_results is None else hook_results.to_dict()
     info["flagged"] = flagged
     return info
+
+
+def add_usage(kwargs: dict[str, Any], usage: CompletionUsage | None) -> None:
+    """Put the token counts of `usage` (when the server sent one) into `kwargs`."""
+    if usage is not None:
+        kwargs["prompt_tokens"] = usage.prompt_tokens
+        kwargs["completion_tokens"] = usage.completion_tokens
+        kwargs["total_tokens"] = usage.total_tokens
 
 
 # `model_dump()` minus its keyword handling: this runs once per streamed chunk.
@@ -88,13 +99,9 @@ def completion_response(completion: Completion) -> CompletionResponse:
     raw = _as_dict(completion)
     choices = completion.choices
     first = choices[0] if choices else None
-    kwargs = _gateway_kwargs(completion.gateway, completion.hook_results, completion.flagged)
+    kwargs = answer_kwargs(completion.gateway, completion.hook_results, completion.flagged)
     kwargs["finish_reason"] = first.finish_reason if first else None
-    usage = completion.usage
-    if usage is not None:
-        kwargs["prompt_tokens"] = usage.prompt_tokens
-        kwargs["completion_tokens"] = usage.completion_tokens
-        kwargs["total_tokens"] = usage.total_tokens
+    add_usage(kwargs, completion.usage)
     if len(choices) > 1:
         kwargs["choices"] = raw["choices"]
     return CompletionResponse(
@@ -129,7 +136,7 @@ class StreamAccumulator:
         if self._gateway is None:
             # The verdicts come before the first chunk: the stream knows them by now.
             fold.finish(stream)
-            self._gateway = _gateway_kwargs(fold.gateway, fold.hook_results, fold.flagged)
+            self._gateway = answer_kwargs(fold.gateway, fold.hook_results, fold.flagged)
         delta = ""
         logprobs = None
         for choice in chunk.choices:
@@ -143,9 +150,7 @@ class StreamAccumulator:
         kwargs["finish_reason"] = fold.finish_reason(0)
         usage = chunk.usage
         if usage is not None:
-            kwargs["prompt_tokens"] = usage.prompt_tokens
-            kwargs["completion_tokens"] = usage.completion_tokens
-            kwargs["total_tokens"] = usage.total_tokens
+            add_usage(kwargs, usage)
             if fold.choice_count() > 1:
                 kwargs["choices"] = fold.choices()
                 self._summarized = True

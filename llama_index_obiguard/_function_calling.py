@@ -24,10 +24,8 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     CompletionResponseAsyncGen,
     CompletionResponseGen,
-    LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.function_calling import FunctionCallingLLM
 from llama_index.core.llms.llm import ToolSelection
@@ -35,11 +33,10 @@ from llama_index.core.llms.llm import ToolSelection
 from obiguard_completions import (
     AsyncStream,
     Completion,
-    GatewayInfo,
     RequestValidationError,
     Stream,
 )
-from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, StreamFold
+from obiguard_completions._adapter import StreamFold
 from obiguard_completions._adapter.chat import ChatCall, ChatFields
 from obiguard_completions._adapter.chat_templates import (
     ChatMessage,
@@ -54,6 +51,9 @@ from obiguard_completions._adapter.tool_protocol import (
     TextDelta,
     parse_reply,
 )
+
+from ._base import LlamaIndexSettings
+from ._convert import add_usage, answer_kwargs
 
 if TYPE_CHECKING:
     from llama_index.core.tools.types import BaseTool
@@ -71,7 +71,6 @@ _ROLES: dict[str, Role] = {
     "function": "tool",
 }
 _CALL_OPTIONS = ("tools", "tool_choice", "parallel_tool_calls")
-DEFAULT_CONTEXT_WINDOW = 4096
 
 
 # -- LlamaIndex messages <-> the neutral messages -----------------------------------------
@@ -161,30 +160,12 @@ def _assistant(reply: ParsedReply) -> LlamaChatMessage:
     return LlamaChatMessage(role=MessageRole.ASSISTANT, content=reply.text, additional_kwargs=extra)
 
 
-def _hook_results(value: Any) -> Any:
-    dump = getattr(value, "model_dump", None)
-    return dump(exclude_none=True) if callable(dump) else value
-
-
-def _answer_kwargs(
-    gateway: GatewayInfo | None, finish_reason: str | None, completion: Completion | None
-) -> dict[str, Any]:
-    """`ChatResponse.additional_kwargs`: gateway headers, finish reason, token counts and
-    guardrail verdicts (never on the message: a message goes back into the prompt)."""
-    kwargs: dict[str, Any] = {"trace_id": None, "cache_status": None}
-    if gateway is not None:
-        kwargs.update(gateway.as_dict())
+def _answer_kwargs(completion: Completion, finish_reason: str | None) -> dict[str, Any]:
+    """`ChatResponse.additional_kwargs`: gateway headers, guardrail verdicts, finish reason
+    and token counts (never on the message: a message goes back into the prompt)."""
+    kwargs = answer_kwargs(completion.gateway, completion.hook_results, completion.flagged)
     kwargs["finish_reason"] = finish_reason
-    if completion is not None:
-        if completion.usage is not None:
-            kwargs["prompt_tokens"] = completion.usage.prompt_tokens
-            kwargs["completion_tokens"] = completion.usage.completion_tokens
-            kwargs["total_tokens"] = completion.usage.total_tokens
-        found = getattr(completion, "hook_results", None)
-        if found is None and completion.model_extra:
-            found = completion.model_extra.get("hook_results")
-        if found is not None:
-            kwargs["hook_results"] = _hook_results(found)
+    add_usage(kwargs, completion.usage)
     return kwargs
 
 
@@ -195,9 +176,7 @@ def to_chat_response(completion: Completion, prompt: ChatPrompt) -> ChatResponse
     return ChatResponse(
         message=_assistant(reply),
         raw=completion.model_dump(),
-        additional_kwargs=_answer_kwargs(
-            completion.gateway, first.finish_reason if first else None, completion
-        ),
+        additional_kwargs=_answer_kwargs(completion, first.finish_reason if first else None),
     )
 
 
@@ -208,20 +187,21 @@ class _ChatStream:
     def __init__(self, prompt: ChatPrompt) -> None:
         self.parser = ReplyParser(prompt)
         self.fold = StreamFold()
-        self.hook_results: Any = None
+        self.answer: dict[str, Any] | None = None
 
     def _response(self, delta: str, kwargs: dict[str, Any], raw: Any = None) -> ChatResponse:
         return ChatResponse(
             message=_assistant(self.parser.reply), delta=delta, raw=raw, additional_kwargs=kwargs
         )
 
-    def add(self, chunk: Completion, gateway: GatewayInfo | None) -> list[ChatResponse]:
-        self.fold.add(chunk)
-        if self.hook_results is None:
-            self.hook_results = getattr(chunk, "hook_results", None) or (
-                (chunk.model_extra or {}).get("hook_results")
-            )
-        kwargs = _answer_kwargs(gateway, self.fold.finish_reason(0), None)
+    def add(self, chunk: Completion, stream: Stream | AsyncStream) -> list[ChatResponse]:
+        fold = self.fold
+        fold.add(chunk)
+        if self.answer is None:
+            # The verdicts come before the first chunk: the stream knows them by now.
+            fold.finish(stream)
+            self.answer = answer_kwargs(fold.gateway, fold.hook_results, fold.flagged)
+        kwargs = {**self.answer, "finish_reason": fold.finish_reason(0)}
         responses = []
         for choice in chunk.choices:
             if choice.index == 0:
@@ -233,10 +213,8 @@ class _ChatStream:
     def finish(self, stream: Stream | AsyncStream) -> list[ChatResponse]:
         """What was held back, then a last response with usage and verdicts."""
         fold = self.fold
-        kwargs = _answer_kwargs(stream.gateway, fold.finish_reason(0), fold.completion())
-        verdicts = getattr(stream, "hook_results", None) or self.hook_results
-        if verdicts is not None:
-            kwargs["hook_results"] = _hook_results(verdicts)
+        fold.finish(stream)
+        kwargs = _answer_kwargs(fold.completion(), fold.finish_reason(0))
         responses = []
         for event in self.parser.finish():
             delta = event.text if isinstance(event, TextDelta) else ""
@@ -254,7 +232,7 @@ def _as_completion(response: ChatResponse) -> CompletionResponse:
     )
 
 
-class ObiguardFunctionCallingLLM(ChatFields, FunctionCallingLLM):
+class ObiguardFunctionCallingLLM(ChatFields, LlamaIndexSettings, FunctionCallingLLM):
     """LlamaIndex function-calling LLM on the Obiguard gateway's `POST /completions`.
 
     A chat model (`is_chat_model`, `is_function_calling_model`): messages become one
@@ -274,31 +252,13 @@ class ObiguardFunctionCallingLLM(ChatFields, FunctionCallingLLM):
     `to_dict` or event payloads.
     """
 
-    model_config = ConfigDict(use_attribute_docstrings=True, hide_input_in_errors=True)
-    _extras_field: ClassVar[str] = "additional_kwargs"
-    _unknown_to_body: ClassVar[bool] = True
-
-    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, gt=0)
-    """Tokens the model takes in and puts out (prompt + completion), for LlamaIndex's
-    prompt packing and memory; 4096 unless set."""
-    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Extra body fields outside the spec; spec fields given here move to their field."""
+    _is_chat_model: ClassVar[bool] = True
+    _is_function_calling_model: ClassVar[bool] = True
 
     @classmethod
     def class_name(cls) -> str:
         """Serialization id of this LLM."""
         return "obiguard_function_calling_llm"
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        """A chat and function-calling model: context window, `num_output`, model name."""
-        return LLMMetadata(
-            context_window=self.context_window,
-            num_output=self.max_tokens or DEFAULT_MAX_TOKENS,
-            is_chat_model=True,
-            is_function_calling_model=True,
-            model_name=self.model,
-        )
 
     # -- tools ---------------------------------------------------------------------------
 
@@ -459,7 +419,7 @@ def _responses(stream: Stream, call: ChatCall) -> ChatResponseGen:
     reader = _ChatStream(call.prompt)
     with stream:
         for chunk in stream:
-            yield from reader.add(chunk, stream.gateway)
+            yield from reader.add(chunk, stream)
         yield from reader.finish(stream)
 
 
@@ -467,7 +427,7 @@ async def _aresponses(stream: AsyncStream, call: ChatCall) -> ChatResponseAsyncG
     reader = _ChatStream(call.prompt)
     async with stream:
         async for chunk in stream:
-            for response in reader.add(chunk, stream.gateway):
+            for response in reader.add(chunk, stream):
                 yield response
         for response in reader.finish(stream):
             yield response

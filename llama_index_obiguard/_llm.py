@@ -8,7 +8,7 @@ converters of `_convert`. The public methods carry LlamaIndex's callback decorat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any
 
 from llama_index.core.base.llms.generic_utils import (
     messages_to_prompt as generic_messages_to_prompt,
@@ -21,25 +21,22 @@ from llama_index.core.base.llms.types import (
     CompletionResponse,
     CompletionResponseAsyncGen,
     CompletionResponseGen,
-    LLMMetadata,
     MessageRole,
 )
-from llama_index.core.bridge.pydantic import ConfigDict, Field
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 
 from obiguard_completions import AsyncStream, CompletionRequest, Stream
-from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, ObiguardFields
+from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from obiguard_completions._adapter.tool_protocol import react_stop
 
+from ._base import DEFAULT_CONTEXT_WINDOW, LlamaIndexSettings
 from ._convert import StreamAccumulator, completion_response, to_chat_response
 
 __all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_MAX_TOKENS", "DEFAULT_MODEL", "ObiguardLLM"]
 
-DEFAULT_CONTEXT_WINDOW = 4096
 
-
-class ObiguardLLM(ObiguardFields, LLM):
+class ObiguardLLM(LlamaIndexSettings, LLM):
     """LlamaIndex LLM for the Obiguard gateway's OpenAI-compatible `POST /completions`.
 
     A text-completion model (`is_chat_model=False`): `chat` renders the messages with
@@ -55,31 +52,10 @@ class ObiguardLLM(ObiguardFields, LLM):
     masked there.
     """
 
-    model_config = ConfigDict(use_attribute_docstrings=True, hide_input_in_errors=True)
-    _extras_field: ClassVar[str] = "additional_kwargs"
-    _unknown_to_body: ClassVar[bool] = True
-
-    context_window: int = Field(default=DEFAULT_CONTEXT_WINDOW, gt=0)
-    """Tokens the model takes in and puts out (prompt + completion), for LlamaIndex's
-    prompt packing; 4096 unless set."""
-    additional_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Extra body fields outside the spec; spec fields given here move to their field."""
-
     @classmethod
     def class_name(cls) -> str:
         """Serialization id of this LLM."""
         return "obiguard_llm"
-
-    @property
-    def metadata(self) -> LLMMetadata:
-        """Context window, `num_output` (= `max_tokens`), model name; a completion model."""
-        return LLMMetadata(
-            context_window=self.context_window,
-            num_output=self.max_tokens or DEFAULT_MAX_TOKENS,
-            is_chat_model=False,
-            is_function_calling_model=False,
-            model_name=self.model,
-        )
 
     # -- building blocks -------------------------------------------------------------
 
