@@ -12,7 +12,8 @@ import pytest
 
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
-from tests.fault_server import FaultServer
+from obiguard_completions import APIResponseValidationError
+from tests.fault_server import FaultServer, Reply, completion_json
 from tests.support import (
     API_KEY,
     PROVIDER_KEY,
@@ -147,3 +148,24 @@ def test_gateway_headers_are_sent(cls: type[Any], call: Call, fault_server: Faul
     assert headers["x-obiguard-cache-force-refresh"] == "true"
     assert headers["x-extra"] == "1"
     assert fault_server.requests[0].path == "/v1/completions"
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_an_answer_without_choices_is_an_error_not_an_empty_text(
+    cls: type[Any], call: Call, fault_server: FaultServer
+) -> None:
+    body = {**completion_json("unused"), "choices": []}
+    fault_server.script(Reply(json_body=body))
+    llm = cls(api_key=API_KEY, base_url=fault_server.base_url, max_retries=2)
+    with pytest.raises(APIResponseValidationError, match="no completion choices"):
+        call(llm, "Hi")
+    assert len(fault_server.requests) == 1  # not retried
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_key_with_a_trailing_newline_is_sent_stripped_and_never_shown(
+    cls: type[Any], call: Call, fault_server: FaultServer
+) -> None:
+    llm = cls(api_key=API_KEY + "\n", base_url=fault_server.base_url, max_retries=0)
+    call(llm, "Hi")
+    assert fault_server.requests[-1].headers["x-obiguard-api-key"] == API_KEY
