@@ -44,7 +44,7 @@ lint: $(VENV)/.installed
 
 check: test lint
 
-cassettes: $(VENV)/.server
+cassettes: $(VENV)/.server $(VENV)/.gateway
 	$(VPY) scripts/record_cassettes.py
 
 bench:

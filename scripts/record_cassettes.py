@@ -1,16 +1,24 @@
 #!/usr/bin/env python3
-"""Record the vcrpy cassettes under `cassettes/` from the real local model server.
+"""Record the vcrpy cassettes under `cassettes/` through the real local gateway.
 
 Starts llama.cpp's OpenAI-compatible server with SmolLM2-135M-Instruct
-(`scripts/model_server.py`), runs every scenario of `tests/cassettes/scenarios.py` through
-its adapter under vcrpy in record mode, writes `cassettes/<adapter>/<call>.yaml`, scans
-what was written for anything key-shaped, and stops the server. `make cassettes` runs it.
+(`scripts/model_server.py`) and, in front of it, the open-source gateway renamed to the
+`x-obiguard-` prefix (`scripts/gateway_server.py`; needs node and npm). Runs every
+scenario of `tests/cassettes/scenarios.py` through its adapter, sent to the gateway and
+routed to llama.cpp (`provider="openai"`, `custom_host=<llama.cpp URL>`), under vcrpy in
+record mode; the guardrail scenarios add their guardrail config, so the cassettes hold
+the gateway's real 246 and 446 answers. Writes `cassettes/<adapter>/<name>.yaml`, scans
+what was written for anything key-shaped, and stops both servers. `make cassettes` runs it.
+
+The recording keys (`RECORDING_API_KEY`, `RECORDING_PROVIDER_API_KEY`) are key-shaped, so
+the filters of `tests/cassettes/recording.py` are proven on every recording.
 
 Usage::
 
-    python scripts/record_cassettes.py                 # all scenarios, own server
-    python scripts/record_cassettes.py --url URL       # use a running server instead
-    python scripts/record_cassettes.py langchain/batch # only the named scenario(s)
+    python scripts/record_cassettes.py                  # all scenarios, own servers
+    python scripts/record_cassettes.py --url URL        # a running llama.cpp server
+    python scripts/record_cassettes.py --gateway-url G  # a running gateway
+    python scripts/record_cassettes.py langchain/batch  # only the named scenario(s)
 """
 
 from __future__ import annotations
@@ -28,7 +36,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests` importable
     sys.path.insert(0, str(REPO_ROOT))
 
-from tests.cassettes.recording import KEY_PATTERN, RECORDING_API_KEY, make_vcr  # noqa: E402
+from tests.cassettes.recording import (  # noqa: E402
+    KEY_PATTERN,
+    RECORDING_API_KEY,
+    RECORDING_PROVIDER_API_KEY,
+    make_vcr,
+)
 from tests.cassettes.scenarios import SCENARIOS, Scenario, run_scenario  # noqa: E402
 
 
@@ -36,14 +49,15 @@ def _say(message: str) -> None:
     print(f"[record_cassettes] {message}", file=sys.stderr, flush=True)
 
 
-def _load_model_server() -> ModuleType:
-    """Import `scripts/model_server.py` by path (`scripts` is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "model_server", REPO_ROOT / "scripts" / "model_server.py"
-    )
+def _load_script(name: str) -> ModuleType:
+    """Import `scripts/<name>.py` by path (`scripts` is not a package)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["model_server"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -54,7 +68,7 @@ def _server(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    model_server = _load_model_server()
+    model_server = _load_script("model_server")
     model_server.ensure_installed()
     model = model_server.ensure_model()
     log_path = model_server.CACHE_DIR / "model_server.record.log"
@@ -62,17 +76,44 @@ def _server(url: str | None) -> Iterator[str]:
         yield str(handle.base_url)
 
 
-def _record(scenario: Scenario, base_url: str) -> None:
+@contextlib.contextmanager
+def _gateway(url: str | None) -> Iterator[str]:
+    """The given gateway's URL, or the local gateway started (and stopped) here."""
+    if url:
+        yield url.rstrip("/")
+        return
+    gateway = _load_script("gateway_server")
+    log_path = gateway.CACHE_DIR / "gateway_server.record.log"
+    with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
+        yield str(handle.base_url)
+
+
+def _record(scenario: Scenario, gateway_url: str, upstream_url: str) -> None:
     cassette = scenario.cassette
     cassette.parent.mkdir(parents=True, exist_ok=True)
     cassette.unlink(missing_ok=True)
+    routing = {
+        "provider": "openai",
+        "custom_host": upstream_url,
+        "provider_api_key": RECORDING_PROVIDER_API_KEY,
+    }
     started = time.monotonic()
     with make_vcr("all").use_cassette(str(cassette)) as recorded:
-        outcome = run_scenario(scenario, base_url, RECORDING_API_KEY)
+        outcome = run_scenario(scenario, gateway_url, RECORDING_API_KEY, routing)
+    flagged = outcome.info.get("flagged") is True
+    if (outcome.error is not None) != scenario.denied or flagged != (
+        scenario.guardrail == "flagged"
+    ):
+        raise RuntimeError(
+            f"{scenario.name}: the gateway did not answer as the scenario expects "
+            f"(guardrail={scenario.guardrail}, error={outcome.error}, flagged={flagged})"
+        )
+    seen = f"error={outcome.error}" if outcome.error else f"usage={outcome.usage}"
     text = " | ".join(repr(text) for text in outcome.texts)
+    verdicts = f", flagged={flagged}" if scenario.guardrail else ""
     _say(
         f"{scenario.name}: {len(recorded)} request(s), {time.monotonic() - started:.1f}s, "
-        f"usage={outcome.usage}, text={text}"
+        f"{seen}{verdicts}, text={text}"
     )
 
 
@@ -83,15 +124,19 @@ def _check(paths: Sequence[Path]) -> list[str]:
         content = path.read_text(encoding="utf-8")
         for found in KEY_PATTERN.finditer(content):
             problems.append(f"{path}: {found.group(0)[:12]}...")
-        if RECORDING_API_KEY in content:
-            problems.append(f"{path}: the recording key")
+        for key in (RECORDING_API_KEY, RECORDING_PROVIDER_API_KEY):
+            if key in content:
+                problems.append(f"{path}: a recording key")
     return problems
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit code."""
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--url", help="base URL of a running server (default: start one)")
+    parser.add_argument("--url", help="base URL of a running llama.cpp server (default: start one)")
+    parser.add_argument(
+        "--gateway-url", help="base URL of a running local gateway (default: start one)"
+    )
     parser.add_argument("only", nargs="*", help="scenario names, e.g. langchain/stream")
     args = parser.parse_args(argv)
     chosen = [s for s in SCENARIOS if not args.only or s.name in args.only]
@@ -99,10 +144,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         names = ", ".join(s.name for s in SCENARIOS)
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; known: {names}")
-    with _server(args.url) as base_url:
-        _say(f"recording {len(chosen)} scenario(s) from {base_url}")
-        for scenario in chosen:
-            _record(scenario, base_url)
+    try:
+        with _server(args.url) as upstream_url, _gateway(args.gateway_url) as gateway_url:
+            _say(f"recording {len(chosen)} scenario(s) through {gateway_url} -> {upstream_url}")
+            for scenario in chosen:
+                _record(scenario, gateway_url, upstream_url)
+    except RuntimeError as exc:  # no node/npm, a server that did not start
+        _say(f"error: {exc}")
+        return 1
     problems = _check([s.cassette for s in chosen])
     if problems:
         _say("secret-looking values in the cassettes:\n  " + "\n  ".join(problems))

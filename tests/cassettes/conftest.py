@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import vcr  # type: ignore[import-untyped]
 
-from obiguard_completions import API_KEY_ENV, BASE_URL_ENV, PROVIDER_API_KEY_ENV
+from obiguard_completions._adapter.env import API_KEY_ENV, BASE_URL_ENV, PROVIDER_API_KEY_ENV
 from tests.cassettes.recording import make_vcr
 
 

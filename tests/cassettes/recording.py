@@ -2,7 +2,7 @@
 
 - Secret-bearing headers are dropped from every recorded request and response:
   `x-obiguard-api-key`, `Authorization` and any header whose name says key, token,
-  secret, auth, password or cookie (`obiguard_completions.is_secret_header`).
+  secret, auth, password or cookie (`obiguard_completions._secrets.is_secret_name`).
 - Secret values are also scrubbed from recorded bodies: the recording key, the keys in
   the environment, and anything shaped like a key (`vk-obg...`, `sk-...`, `Bearer ...`).
 - Requests are matched on method, path and the parsed JSON body, never on host or port:
@@ -20,13 +20,15 @@ from typing import Any
 import vcr  # type: ignore[import-untyped]
 from vcr.request import Request  # type: ignore[import-untyped]
 
-from obiguard_completions import API_KEY_ENV, PROVIDER_API_KEY_ENV, SECRET_HEADERS, is_secret_header
+from obiguard_completions._adapter.env import API_KEY_ENV, PROVIDER_API_KEY_ENV
+from obiguard_completions._secrets import SECRET_HEADERS, is_secret_name
 from tests.cassettes.scenarios import CASSETTE_DIR
 
 __all__ = [
     "FILTERED",
     "KEY_PATTERN",
     "RECORDING_API_KEY",
+    "RECORDING_PROVIDER_API_KEY",
     "REPLAY_BASE_URL",
     "json_body_matcher",
     "make_vcr",
@@ -38,6 +40,9 @@ __all__ = [
 RECORDING_API_KEY = "vk-obg-RECORDING-ONLY-not-a-key"
 """Sent as `x-obiguard-api-key` while recording, so the filters are proven on a key-shaped
 value; it must never reach a cassette."""
+RECORDING_PROVIDER_API_KEY = "sk-RECORDING-ONLY-provider-not-a-key"
+"""Sent as the provider key (`Authorization: Bearer ...`, passed on by the gateway to
+llama.cpp, which ignores it) while recording; it must never reach a cassette either."""
 REPLAY_BASE_URL = "http://127.0.0.1:9/v1"
 """Base URL for replays: a closed loopback port, so a request the cassette does not
 answer fails instead of reaching anything."""
@@ -53,7 +58,7 @@ KEY_PATTERN = re.compile(
 
 
 def _secret_values() -> list[str]:
-    values = [RECORDING_API_KEY]
+    values = [RECORDING_API_KEY, RECORDING_PROVIDER_API_KEY]
     for name in (API_KEY_ENV, PROVIDER_API_KEY_ENV):
         value = os.environ.get(name, "")
         if len(value) >= 6:  # a very short value would scrub ordinary words
@@ -87,7 +92,7 @@ def scrub_request(request: Request) -> Request:
     vcrpy hands over a copy, so the request on the wire is untouched.
     """
     request.headers = {
-        name: value for name, value in request.headers.items() if not is_secret_header(name)
+        name: value for name, value in request.headers.items() if not is_secret_name(name)
     }
     request.body = _scrub_body(request.body, _secret_values())
     return request
@@ -96,7 +101,7 @@ def scrub_request(request: Request) -> Request:
 def scrub_response(response: dict[str, Any]) -> dict[str, Any]:
     """vcrpy `before_record_response`: drop secret headers (`set-cookie` ...), scrub bodies."""
     response["headers"] = {
-        name: values for name, values in response["headers"].items() if not is_secret_header(name)
+        name: values for name, values in response["headers"].items() if not is_secret_name(name)
     }
     body = response.get("body") or {}
     if "string" in body:

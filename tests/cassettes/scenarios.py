@@ -1,12 +1,17 @@
 """The cassette scenarios, defined once for the recorder and the replay tests.
 
-`scripts/record_cassettes.py` runs every scenario against the real llama.cpp server under
-vcrpy in record mode; `tests/cassettes/test_replay.py` runs the same scenarios against the
-recorded cassettes. Both call `run_scenario`, so the replay makes exactly the recorded
-requests (same bodies, same order) and only the base URL differs.
+`scripts/record_cassettes.py` runs every scenario through the real local gateway
+(`scripts/gateway_server.py`, the open-source gateway with the `x-obiguard-` prefix) in
+front of the real llama.cpp server, under vcrpy in record mode; `tests/cassettes/` runs
+the same scenarios against the recorded cassettes. Both call `run_scenario`, so the
+replay makes exactly the recorded requests (same bodies, same order) and only the base
+URL (and the routing headers, which are not matched) differs.
 
 Each scenario is one adapter entry point (sync, async, streaming, batch, chat) with
 greedy, seeded sampling and a small `max_tokens`, so a recording is short and repeatable.
+A scenario with a `guardrail` adds an input guardrail on the word "Hello" (which its
+prompt contains) that flags (HTTP 246, let through) or denies (HTTP 446) the request,
+with strict OpenAI compliance off so that a stream carries the verdicts too.
 """
 
 from __future__ import annotations
@@ -23,11 +28,14 @@ from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, Lo
 
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
+from obiguard_completions import GuardrailError
 
 __all__ = [
     "CASSETTE_DIR",
+    "GUARDRAIL_CONFIGS",
     "MODEL",
     "SCENARIOS",
+    "Guardrail",
     "Outcome",
     "Scenario",
     "Usage",
@@ -56,6 +64,18 @@ _STREAM_CALLS = frozenset({"stream", "astream", "stream_complete", "astream_comp
 _ASYNC_CALLS = frozenset({"ainvoke", "astream", "acomplete", "astream_complete"})
 _SAMPLING: Mapping[str, Any] = {"model": MODEL, "temperature": 0.0, "seed": 7, "max_tokens": 12}
 
+Guardrail = Literal["flagged", "denied"]
+GUARDRAIL_CONFIGS: Mapping[Guardrail, Mapping[str, Any]] = {
+    guardrail: {
+        "input_guardrails": [
+            {"default.contains": {"operator": "none", "words": ["Hello"]}, "deny": deny}
+        ]
+    }
+    for guardrail, deny in (("flagged", False), ("denied", True))
+}
+"""The gateway config of each guardrail scenario: `default.contains` fails on a prompt
+with "Hello"; without deny the request is let through (246), with deny it is not (446)."""
+
 
 @dataclass(frozen=True)
 class Scenario:
@@ -69,16 +89,35 @@ class Scenario:
     """Constructor fields on top of the shared greedy, seeded sampling settings."""
     call_kwargs: Mapping[str, Any] = field(default_factory=dict)
     """Keyword arguments of the call itself (per-call overrides)."""
+    guardrail: Guardrail | None = None
+    """An input guardrail that flags (246) or denies (446) the prompt (which must contain
+    "Hello"); None: no guardrail."""
 
     @property
     def name(self) -> str:
-        """`<adapter>/<call>`, also the cassette's path under `cassettes/` (minus `.yaml`)."""
-        return f"{self.adapter}/{self.call}"
+        """`<adapter>/<call>[-<guardrail>]`, also the cassette's path under `cassettes/`
+        (minus `.yaml`)."""
+        suffix = f"-{self.guardrail}" if self.guardrail else ""
+        return f"{self.adapter}/{self.call}{suffix}"
 
     @property
     def cassette(self) -> Path:
         """Where the scenario's cassette is recorded."""
-        return CASSETTE_DIR / self.adapter / f"{self.call}.yaml"
+        return CASSETTE_DIR / f"{self.name}.yaml"
+
+    @property
+    def llm_fields(self) -> dict[str, Any]:
+        """Every constructor field of the scenario's LLM but the URL, key and routing."""
+        fields: dict[str, Any] = {**_SAMPLING, "max_retries": 0}
+        if self.guardrail is not None:
+            fields["config"] = dict(GUARDRAIL_CONFIGS[self.guardrail])
+            fields["strict_open_ai_compliance"] = False
+        return {**fields, **self.fields}
+
+    @property
+    def denied(self) -> bool:
+        """Whether the gateway refuses the call (446): no completion, a `GuardrailError`."""
+        return self.guardrail == "denied"
 
     @property
     def streams(self) -> bool:
@@ -107,6 +146,40 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("llama_index", "stream_complete", ("My favourite fruit is",), {"logprobs": 1}),
     Scenario("llama_index", "astream_complete", ("Mount Everest is located in",)),
     Scenario("llama_index", "chat", ("Name one planet of the solar system.",)),
+    # Guardrail verdicts: 246 (flagged, unstreamed and streamed) and 446 (denied). The
+    # trace id comes back in the gateway's answer; max_retries=2 shows a 446 is not retried.
+    Scenario(
+        "langchain",
+        "invoke",
+        ("Hello! The capital of Italy is",),
+        {"trace_id": "cassette-langchain-246"},
+        guardrail="flagged",
+    ),
+    Scenario("langchain", "stream", ("Hello! My favourite colour is",), guardrail="flagged"),
+    Scenario(
+        "langchain",
+        "invoke",
+        ("Hello! The capital of Spain is",),
+        {"trace_id": "cassette-langchain-446", "max_retries": 2},
+        guardrail="denied",
+    ),
+    Scenario(
+        "llama_index",
+        "complete",
+        ("Hello! The capital of Germany is",),
+        {"trace_id": "cassette-llama-index-246"},
+        guardrail="flagged",
+    ),
+    Scenario(
+        "llama_index", "stream_complete", ("Hello! A good name for a cat is",), guardrail="flagged"
+    ),
+    Scenario(
+        "llama_index",
+        "complete",
+        ("Hello! The capital of Portugal is",),
+        {"trace_id": "cassette-llama-index-446", "max_retries": 2},
+        guardrail="denied",
+    ),
 )
 
 
@@ -141,6 +214,16 @@ class Outcome:
     """The pieces a streaming call yielded, in order (None for non-streaming calls)."""
     logprob_tokens: list[str] | None = None
     """The chosen tokens of the log probabilities (None: none were returned)."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the user reads the gateway's answer from: LangChain `generation_info` (of the
+    first generation; of the final chunk for a stream), LlamaIndex `additional_kwargs`
+    (of the last response)."""
+    llm_output: dict[str, Any] | None = None
+    """LangChain's `llm_output` (unstreamed calls)."""
+    tokens: list[str] | None = None
+    """LangChain: every token handed to `on_llm_new_token`, in order."""
+    error: GuardrailError | None = None
+    """The guardrail error the call raised (then `texts` is empty)."""
 
 
 def _add_usage(total: Usage | None, counts: Mapping[str, Any] | None) -> Usage | None:
@@ -183,19 +266,34 @@ def _langchain_outcome(
 ) -> Outcome:
     usage: Usage | None = None
     tokens: list[str] | None = None
+    seen: dict[str, Any] = {}
+    llm_output: dict[str, Any] | None = None
     if streamed:
         for chunk in recorder.chunks:
             info = chunk.generation_info or {}
             usage = _add_usage(usage, info.get("token_usage"))
             logprobs = info.get("logprobs")
             tokens = _extend(tokens, logprobs["tokens"] if logprobs else None)
+        if recorder.chunks:
+            seen = dict(recorder.chunks[-1].generation_info or {})
     else:
         for result in recorder.results:
             usage = _add_usage(usage, (result.llm_output or {}).get("token_usage"))
             for generations in result.generations:
                 logprobs = (generations[0].generation_info or {}).get("logprobs")
                 tokens = _extend(tokens, logprobs["tokens"] if logprobs else None)
-    return Outcome(texts=texts, usage=usage, logprob_tokens=tokens)
+        if recorder.results:
+            first = recorder.results[0]
+            seen = dict(first.generations[0][0].generation_info or {})
+            llm_output = first.llm_output
+    return Outcome(
+        texts=texts,
+        usage=usage,
+        logprob_tokens=tokens,
+        info=seen,
+        llm_output=llm_output,
+        tokens=[chunk.text for chunk in recorder.chunks],
+    )
 
 
 async def _run_langchain(scenario: Scenario, llm: LangChainLLM) -> Outcome:
@@ -238,7 +336,8 @@ def _llama_index_outcome(responses: list[CompletionResponse], *, streamed: bool)
         tokens = _extend(tokens, _chosen_tokens(response.logprobs))
     chunks = [response.delta or "" for response in responses] if streamed else None
     text = responses[-1].text if responses else ""
-    return Outcome(texts=[text], usage=usage, chunks=chunks, logprob_tokens=tokens)
+    info = dict(responses[-1].additional_kwargs) if responses else {}
+    return Outcome(texts=[text], usage=usage, chunks=chunks, logprob_tokens=tokens, info=info)
 
 
 async def _run_llama_index(scenario: Scenario, llm: LlamaIndexLLM) -> Outcome:
@@ -270,28 +369,44 @@ async def _run_llama_index(scenario: Scenario, llm: LlamaIndexLLM) -> Outcome:
 # -- entry point ------------------------------------------------------------------------
 
 
-def make_llm(scenario: Scenario, base_url: str, api_key: str) -> LangChainLLM | LlamaIndexLLM:
-    """The scenario's adapter LLM, pointed at `base_url`, retries off."""
-    fields: dict[str, Any] = {**_SAMPLING, **scenario.fields}
-    common: dict[str, Any] = {"base_url": base_url, "api_key": api_key, "max_retries": 0}
+def make_llm(
+    scenario: Scenario,
+    base_url: str,
+    api_key: str,
+    routing: Mapping[str, Any] | None = None,
+) -> LangChainLLM | LlamaIndexLLM:
+    """The scenario's adapter LLM, pointed at `base_url`, retries off unless the scenario
+    says otherwise; `routing`: more fields (the recorder's `provider`, `custom_host`,
+    `provider_api_key`: headers only, which replays do not match on)."""
+    fields: dict[str, Any] = {
+        **scenario.llm_fields,
+        **(routing or {}),
+        "base_url": base_url,
+        "api_key": api_key,
+    }
     if scenario.adapter == "langchain":
-        return LangChainLLM(**common, **fields)
-    return LlamaIndexLLM(**common, **fields)
+        return LangChainLLM(**fields)
+    return LlamaIndexLLM(**fields)
 
 
-def run_scenario(scenario: Scenario, base_url: str, api_key: str) -> Outcome:
+def run_scenario(
+    scenario: Scenario, base_url: str, api_key: str, routing: Mapping[str, Any] | None = None
+) -> Outcome:
     """Make the scenario's call through its adapter and return what the adapter gave back.
 
     Sync calls run as they are, async ones in a fresh event loop; the LLM's connection
-    pools are closed before returning.
+    pools are closed before returning. A `GuardrailError` is returned in the outcome
+    (`error`), not raised; any other error is raised.
     """
 
     async def run() -> Outcome:
-        llm = make_llm(scenario, base_url, api_key)
+        llm = make_llm(scenario, base_url, api_key, routing)
         try:
             if isinstance(llm, LangChainLLM):
                 return await _run_langchain(scenario, llm)
             return await _run_llama_index(scenario, llm)
+        except GuardrailError as error:
+            return Outcome(texts=[], error=error)
         finally:
             llm.close()
             await llm.aclose()

@@ -13,11 +13,12 @@ import pytest
 import yaml
 from vcr.request import Request  # type: ignore[import-untyped]
 
-from obiguard_completions import is_secret_header
+from obiguard_completions._secrets import is_secret_name
 from tests.cassettes.recording import (
     FILTERED,
     KEY_PATTERN,
     RECORDING_API_KEY,
+    RECORDING_PROVIDER_API_KEY,
     scrub_request,
     scrub_response,
 )
@@ -29,8 +30,9 @@ _CASSETTES = sorted(path for path in CASSETTE_DIR.rglob("*") if path.is_file())
 def secret_findings(text: str) -> list[str]:
     """Every key-shaped string in `text`, shortened so the report does not leak it."""
     found = [match.group(0)[:10] + "..." for match in KEY_PATTERN.finditer(text)]
-    if RECORDING_API_KEY in text:
-        found.append("the recording key")
+    found.extend(
+        "a recording key" for key in (RECORDING_API_KEY, RECORDING_PROVIDER_API_KEY) if key in text
+    )
     return found
 
 
@@ -56,13 +58,14 @@ def test_cassette_holds_nothing_key_shaped(cassette: Path) -> None:
 
 @pytest.mark.parametrize("cassette", _CASSETTES, ids=lambda p: str(p.relative_to(CASSETTE_DIR)))
 def test_cassette_holds_no_secret_bearing_header(cassette: Path) -> None:
-    assert [name for name in _header_names(cassette) if is_secret_header(name)] == []
+    assert [name for name in _header_names(cassette) if is_secret_name(name)] == []
 
 
 @pytest.mark.parametrize(
     "text",
     [
         f"x-obiguard-api-key: {RECORDING_API_KEY}",
+        f"provider key {RECORDING_PROVIDER_API_KEY}",
         "vk-obg_live_0123456789abcdef",
         "authorization: Bearer abc.def-123",
         "sk-proj0123456789ABCDEFxyz",
@@ -83,7 +86,7 @@ def test_recording_drops_secret_request_headers() -> None:
         b'{"prompt": "hi"}',
         {
             "x-obiguard-api-key": RECORDING_API_KEY,
-            "Authorization": "Bearer provider-secret",
+            "Authorization": f"Bearer {RECORDING_PROVIDER_API_KEY}",
             "X-Custom-Token": "t0k3n",
             "Content-Type": "application/json",
         },

@@ -2,7 +2,10 @@
 
 A scenario makes the same call the recorder made (same fields, same prompts), under
 vcrpy with recording off; what the adapter hands back is compared with what the real
-server answered, read straight from the cassette file (not through the transport).
+gateway and server answered, read straight from the cassette file (not through the
+transport). Every scenario that gets a completion is here, the flagged (246) ones too;
+the guardrail verdicts themselves, and the denied (446) scenarios, are in
+`test_guardrail_replay.py`.
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ def _recorded(scenario: Scenario) -> Recorded:
         body = _text(interaction["response"]["body"]["string"])
         parts: list[str] = []
         for payload in _payloads(body, streamed=scenario.streams):
-            for choice in payload["choices"]:
+            for choice in payload.get("choices") or ():  # not the stream's verdict event
                 parts.append(choice["text"])
                 logprobs = choice.get("logprobs")
                 if logprobs:
@@ -94,15 +97,18 @@ def _ids(scenarios: tuple[Scenario, ...] | list[Scenario]) -> list[str]:
     return [s.name for s in scenarios]
 
 
-@pytest.fixture(params=SCENARIOS, ids=_ids(SCENARIOS))
+_ANSWERED = [s for s in SCENARIOS if not s.denied]
+
+
+@pytest.fixture(params=_ANSWERED, ids=_ids(_ANSWERED))
 def replay(request: pytest.FixtureRequest, replay_vcr: vcr.VCR) -> Replay:
-    """Every scenario, replayed."""
+    """Every scenario that gets a completion, replayed."""
     return _replay(request.param, replay_vcr)
 
 
-_STREAMING = [s for s in SCENARIOS if s.streams]
-_WITH_LOGPROBS = [s for s in SCENARIOS if s.asks_logprobs]
-_UNSTREAMED = [s for s in SCENARIOS if not s.streams]
+_STREAMING = [s for s in _ANSWERED if s.streams]
+_WITH_LOGPROBS = [s for s in _ANSWERED if s.asks_logprobs]
+_UNSTREAMED = [s for s in _ANSWERED if not s.streams]
 
 
 def test_replay_makes_exactly_the_recorded_requests(replay: Replay) -> None:
@@ -177,3 +183,13 @@ def test_a_request_the_cassette_did_not_record_is_refused(replay_vcr: vcr.VCR) -
     ):
         run_scenario(changed, REPLAY_BASE_URL, _KEY)
     assert cassette.play_count == 0
+
+
+@pytest.mark.parametrize("scenario", SCENARIOS, ids=_ids(SCENARIOS))
+def test_every_cassette_was_recorded_through_the_gateway(scenario: Scenario) -> None:
+    """Sent to the local gateway, routed to llama.cpp: the gateway's headers are there."""
+    data = yaml.safe_load(scenario.cassette.read_text(encoding="utf-8"))
+    for interaction in data["interactions"]:
+        assert interaction["request"]["headers"]["x-obiguard-provider"] == ["openai"]
+        response_headers = {name.lower() for name in interaction["response"]["headers"]}
+        assert {"x-obiguard-provider", "x-obiguard-retry-attempt-count"} <= response_headers
