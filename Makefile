@@ -28,7 +28,7 @@ $(VENV)/.gateway: $(VENV)/.installed scripts/gateway_server.py scripts/gateway/p
 	$(VPY) scripts/gateway_server.py ensure --allow-missing-node
 	@touch $@
 
-demo: $(VENV)/.server
+demo: $(VENV)/.server $(VENV)/.gateway
 	$(VPY) scripts/demo.py
 
 test: $(VENV)/.server $(VENV)/.gateway

@@ -5,12 +5,18 @@
    answer to the terminal token by token.
 2. A LlamaIndex query engine (a `SummaryIndex` over the documents in `demo_docs/`, which
    needs no embedding model) answers a question with `ObiguardLLM`.
+3. A guardrail verdict in both frameworks: an input guardrail that flags a prompt but lets
+   it through (HTTP 246); the verdict is read back from LangChain's `generation_info` and
+   LlamaIndex's `additional_kwargs`. Then the same guardrail set to deny (HTTP 446).
 
-Each part prints the token usage and the latency. With `OBIGUARD_API_KEY` set, the demo
+Parts 1 and 2 print the token usage and the latency. With `OBIGUARD_API_KEY` set, the demo
 talks to the Obiguard gateway (`OBIGUARD_BASE_URL`, model `OBIGUARD_DEMO_MODEL`, default
-`gpt-3.5-turbo-instruct`); without it, to a local llama.cpp server running
-SmolLM2-135M-Instruct (`scripts/model_server.py`), started here and stopped at the end
-(a server already started with `model_server.py start` is reused and left running).
+`gpt-3.5-turbo-instruct`). Without it, to the local gateway (the open-source gateway
+Obiguard's is a fork of, renamed to the `x-obiguard-` prefix: `scripts/gateway_server.py`,
+needs node and npm) in front of a local llama.cpp server running SmolLM2-135M-Instruct
+(`scripts/model_server.py`); both are started here and stopped at the end (servers already
+started with their `start` commands are reused and left running). Without node or npm the
+demo says so and talks to llama.cpp directly, without part 3.
 """
 
 from __future__ import annotations
@@ -39,15 +45,29 @@ from llama_index_instrumentation import get_dispatcher  # what llama_index.core 
 
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
-from obiguard_completions import API_KEY_ENV, ObiguardError, env_base_url
+from obiguard_completions import DEFAULT_BASE_URL, GuardrailError, HookResults, ObiguardError
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_DOCS = REPO_ROOT / "demo_docs"
 MODEL_ENV = "OBIGUARD_DEMO_MODEL"
+API_KEY_ENV = "OBIGUARD_API_KEY"
+BASE_URL_ENV = "OBIGUARD_BASE_URL"
+"""Read by both adapters (the key, and the gateway URL, default `DEFAULT_BASE_URL`)."""
 GATEWAY_MODEL = "gpt-3.5-turbo-instruct"
 MAX_TOKENS = 48
 CHAIN_QUESTION = "In one sentence, what does an API gateway do?"
 INDEX_QUESTION = "Which two frameworks does this repository ship LLMs for?"
+GUARDED_WORD = "password"
+GUARDED_QUESTION = "In one sentence, what makes a strong password?"
+
+
+def guardrail_config(*, deny: bool) -> dict[str, Any]:
+    """An input guardrail (the gateway's built-in `default.contains` check) that fails
+    when the prompt contains `GUARDED_WORD`; `deny`: block the request (446) instead of
+    letting it through flagged (246)."""
+    check = {"operator": "none", "words": [GUARDED_WORD]}
+    return {"input_guardrails": [{"default.contains": check, "deny": deny}]}
+
 
 #: SmolLM2-135M-Instruct answers far better inside its chat template (ChatML).
 _CHATML = (
@@ -68,6 +88,11 @@ class Backend:
     """None: the adapters read `OBIGUARD_API_KEY`."""
     template: str = "{prompt}\n"
     stop: tuple[str, ...] = ()
+    routing: Mapping[str, Any] | None = None
+    """Gateway fields that route to the provider (the local gateway: `provider`,
+    `custom_host` of the llama.cpp server, a `provider_api_key` it ignores)."""
+    guardrails: bool = True
+    """Whether a gateway is in the path, so part 3 can run."""
 
     def wrap(self, prompt: str) -> str:
         """`prompt` in the model's prompt layout."""
@@ -82,47 +107,31 @@ class Backend:
             fields["api_key"] = self.api_key
         if self.stop:
             fields["stop"] = list(self.stop)
+        fields.update(self.routing or {})
         return fields
 
 
-def _load_model_server() -> ModuleType:
-    """Import `scripts/model_server.py` by path (`scripts` is not a package)."""
-    spec = importlib.util.spec_from_file_location(
-        "model_server", Path(__file__).parent / "model_server.py"
-    )
+def _load_script(name: str) -> ModuleType:
+    """Import `scripts/<name>.py` by path (`scripts` is not a package)."""
+    module = sys.modules.get(name)
+    if module is not None:
+        return module
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["model_server"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
 
 @contextlib.contextmanager
-def backend() -> Iterator[Backend]:
-    """The gateway when `OBIGUARD_API_KEY` is set, else the local model server."""
-    if os.environ.get(API_KEY_ENV):
-        yield Backend(
-            label=f"Obiguard gateway at {env_base_url()} ({API_KEY_ENV} is set)",
-            model=os.environ.get(MODEL_ENV, GATEWAY_MODEL),
-        )
-        return
-    server = _load_model_server()
-
-    def local(url: str) -> Backend:
-        return Backend(
-            label=f"local llama.cpp model server (SmolLM2-135M) at {url}, "
-            f"no gateway key set ({API_KEY_ENV})",
-            model=os.environ.get(MODEL_ENV, server.MODEL_ALIAS),
-            base_url=url,
-            api_key="local-server-needs-no-key",
-            template=_CHATML,
-            stop=("<|im_end|>",),
-        )
-
+def _model_server() -> Iterator[str]:
+    """The local llama.cpp server's URL: the running one, or one started (and stopped) here."""
+    server = _load_script("model_server")
     running: str | None = server.running_url()
     if running is not None:
         print("Reusing the model server started with `model_server.py start`.", flush=True)
-        yield local(running)
+        yield running
         return
     print("Preparing the local model server (one-time steps show their progress)...", flush=True)
     server.ensure_installed()
@@ -133,9 +142,73 @@ def backend() -> Iterator[Backend]:
         model, log_path=log_path, pidfile=None, urlfile=None, deterministic=False
     ) as handle:
         try:
-            yield local(str(handle.base_url))
+            yield str(handle.base_url)
         finally:
             print("\nStopping the local model server.", flush=True)
+
+
+@contextlib.contextmanager
+def _local_gateway() -> Iterator[str | None]:
+    """The local gateway's URL: the running one, or one started (and stopped) here; None
+    (after saying why) without node or npm."""
+    gateway = _load_script("gateway_server")
+    try:
+        gateway.node_tools()
+    except RuntimeError as exc:
+        print(f"No local gateway ({exc}); talking to llama.cpp directly.", flush=True)
+        yield None
+        return
+    running: str | None = gateway.running_url()
+    if running is not None:
+        print("Reusing the gateway started with `gateway_server.py start`.", flush=True)
+        yield running
+        return
+    log_path = gateway.CACHE_DIR / "gateway_server.demo.log"
+    with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
+        try:
+            yield str(handle.base_url)
+        finally:
+            print("Stopping the local gateway.", flush=True)
+
+
+@contextlib.contextmanager
+def backend() -> Iterator[Backend]:
+    """The Obiguard gateway when `OBIGUARD_API_KEY` is set, else the local gateway in
+    front of the local model server (or the model server alone without node/npm)."""
+    if os.environ.get(API_KEY_ENV):
+        yield Backend(
+            label=f"Obiguard gateway at {os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL} "
+            f"({API_KEY_ENV} is set)",
+            model=os.environ.get(MODEL_ENV, GATEWAY_MODEL),
+        )
+        return
+    model = os.environ.get(MODEL_ENV, _load_script("model_server").MODEL_ALIAS)
+    chat_layout: dict[str, Any] = {"template": _CHATML, "stop": ("<|im_end|>",)}
+    with _model_server() as upstream, _local_gateway() as gateway:
+        if gateway is None:
+            yield Backend(
+                label=f"local llama.cpp model server (SmolLM2-135M) at {upstream}, "
+                f"no gateway key set ({API_KEY_ENV}) and no local gateway",
+                model=model,
+                base_url=upstream,
+                api_key="local-server-needs-no-key",
+                guardrails=False,
+                **chat_layout,
+            )
+            return
+        yield Backend(
+            label=f"local gateway at {gateway} (open-source gateway, x-obiguard- headers) "
+            f"-> llama.cpp (SmolLM2-135M) at {upstream}; no gateway key set ({API_KEY_ENV})",
+            model=model,
+            base_url=gateway,
+            api_key="local-gateway-needs-no-key",
+            routing={
+                "provider": "openai",
+                "custom_host": upstream,
+                "provider_api_key": "llama-cpp-needs-no-key",
+            },
+            **chat_layout,
+        )
 
 
 def _usage_line(usage: Mapping[str, Any] | None) -> str:
@@ -171,7 +244,7 @@ class _StreamStats(BaseCallbackHandler):
 
 def langchain_part(target: Backend) -> None:
     """Stream a chain's answer to the terminal, then its usage and latency."""
-    print("\n[1/2] LangChain: PromptTemplate | ObiguardLLM | StrOutputParser, streamed")
+    print("\n[1/3] LangChain: PromptTemplate | ObiguardLLM | StrOutputParser, streamed")
     print(f"Q: {CHAIN_QUESTION}\nA: ", end="", flush=True)
     llm = LangChainLLM(**target.settings())
     chain = PromptTemplate.from_template(target.wrap("{question}")) | llm | StrOutputParser()
@@ -227,7 +300,7 @@ def llama_index_part(target: Backend) -> None:
         Document(text=path.read_text(encoding="utf-8"), metadata={"file_name": path.name})
         for path in paths
     ]
-    print(f"\n[2/2] LlamaIndex: SummaryIndex query engine over demo_docs/ ({len(paths)} documents)")
+    print(f"\n[2/3] LlamaIndex: SummaryIndex query engine over demo_docs/ ({len(paths)} documents)")
     print(f"Q: {INDEX_QUESTION}", flush=True)
     llm = LlamaIndexLLM(**target.settings(), context_window=2048, completion_to_prompt=target.wrap)
     counter = _UsageCounter()
@@ -250,8 +323,57 @@ def llama_index_part(target: Backend) -> None:
     print(f"latency: total {total:.2f}s (indexing, prompt building and the LLM call)")
 
 
+# -- 3. Guardrails ---------------------------------------------------------------------
+
+
+def _verdict_lines(verdicts: dict[str, Any] | None, flagged: bool) -> list[str]:
+    """What a user reads from the verdicts an adapter returns (the gateway's JSON)."""
+    if verdicts is None:
+        return [f"flagged: {flagged}, no verdicts sent"]
+    check = verdicts["before_request_hooks"][0]["checks"][0]
+    return [
+        f"flagged:  {flagged} (HTTP 246: a guardrail failed, the answer was let through)",
+        f"verdict:  {HookResults.model_validate(verdicts).summary()}",
+        f"check:    {check['id']} verdict={check['verdict']} data={check['data']}",
+    ]
+
+
+def guardrail_part(target: Backend) -> None:
+    """One input guardrail verdict read back in each framework, then a denied request."""
+    print(f'\n[3/3] Guardrails: an input guardrail that flags prompts containing "{GUARDED_WORD}"')
+    print(f"config: {guardrail_config(deny=False)}")
+    print(f"Q: {GUARDED_QUESTION}")
+    settings = target.settings()
+    prompt = target.wrap(GUARDED_QUESTION)
+    lc = LangChainLLM(**settings, config=guardrail_config(deny=False))
+    li = LlamaIndexLLM(**settings, config=guardrail_config(deny=False))
+    denying = LlamaIndexLLM(**settings, config=guardrail_config(deny=True))
+    try:
+        generation = lc.generate([prompt]).generations[0][0]
+        info = generation.generation_info or {}
+        print("LangChain   llm.generate(...).generations[0][0].generation_info:")
+        print(f"  A: {generation.text.strip()}")
+        for line in _verdict_lines(info.get("hook_results"), bool(info.get("flagged"))):
+            print(f"  {line}")
+        response = li.complete(prompt)
+        kwargs = response.additional_kwargs
+        print("LlamaIndex  llm.complete(...).additional_kwargs:")
+        print(f"  A: {response.text.strip()}")
+        for line in _verdict_lines(kwargs.get("hook_results"), bool(kwargs.get("flagged"))):
+            print(f"  {line}")
+        print('The same guardrail with "deny": true (LlamaIndex complete):')
+        try:
+            denying.complete(prompt)
+            print("  not blocked (this gateway did not deny the request)")
+        except GuardrailError as exc:
+            print(f"  {type(exc).__name__}: {exc}")
+    finally:
+        for llm in (lc, li, denying):
+            llm.close()
+
+
 def main() -> int:
-    """Run both parts; returns the exit code."""
+    """Run the parts; returns the exit code."""
     print("== Obiguard integrations demo: LangChain and LlamaIndex through ObiguardLLM ==")
     try:
         with backend() as target:
@@ -259,6 +381,8 @@ def main() -> int:
             print(f"Model:   {target.model}")
             langchain_part(target)
             llama_index_part(target)
+            if target.guardrails:
+                guardrail_part(target)
     except (ObiguardError, RuntimeError) as exc:
         print(f"\ndemo failed: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
