@@ -20,7 +20,8 @@ DEFAULT_CONTEXT_WINDOW = 4096
 class LlamaIndexSettings(ObiguardFields):
     """The settings and metadata both LlamaIndex classes share (a pydantic mixin)."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True, hide_input_in_errors=True)
+    # Field docstrings become descriptions through the core's `describe_fields`.
+    model_config = ConfigDict(hide_input_in_errors=True)
     _extras_field: ClassVar[str] = "additional_kwargs"
     _unknown_to_body: ClassVar[bool] = True
     _is_chat_model: ClassVar[bool] = False

@@ -18,44 +18,47 @@ private.
 
 from __future__ import annotations
 
+import importlib
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, CompletionsClient
-from ._errors import (
-    APIConnectionError,
-    APIResponseValidationError,
-    APIStatusError,
-    APITimeoutError,
-    AuthenticationError,
-    BadRequestError,
-    BudgetExceededError,
-    ConflictError,
-    GuardrailError,
-    InternalServerError,
-    NotFoundError,
-    ObiguardError,
-    PermissionDeniedError,
-    RateLimitError,
-    RequestValidationError,
-    StreamError,
-    UnprocessableEntityError,
-)
-from ._gateway_info import GatewayInfo
-from ._guardrails import GuardrailCheck, GuardrailCheckError, HookResult, HookResults
-from ._models import (
-    Completion,
-    CompletionChoice,
-    CompletionLogprobs,
-    CompletionRequest,
-    CompletionUsage,
-    Prompt,
-    StreamOptions,
-)
-from ._options import GatewayOptions
-from ._retry import RETRYABLE_STATUSES, RetryPolicy
-from ._streaming import AsyncStream, Stream
 from ._version import __version__
+
+if TYPE_CHECKING:
+    from ._client import DEFAULT_BASE_URL, DEFAULT_TIMEOUT, CompletionsClient
+    from ._errors import (
+        APIConnectionError,
+        APIResponseValidationError,
+        APIStatusError,
+        APITimeoutError,
+        AuthenticationError,
+        BadRequestError,
+        BudgetExceededError,
+        ConflictError,
+        GuardrailError,
+        InternalServerError,
+        NotFoundError,
+        ObiguardError,
+        PermissionDeniedError,
+        RateLimitError,
+        RequestValidationError,
+        StreamError,
+        UnprocessableEntityError,
+    )
+    from ._gateway_info import GatewayInfo
+    from ._guardrails import GuardrailCheck, GuardrailCheckError, HookResult, HookResults
+    from ._models import (
+        Completion,
+        CompletionChoice,
+        CompletionLogprobs,
+        CompletionRequest,
+        CompletionUsage,
+        Prompt,
+        StreamOptions,
+    )
+    from ._options import GatewayOptions
+    from ._retry import RETRYABLE_STATUSES, RetryPolicy
+    from ._streaming import AsyncStream, Stream
 
 __all__ = [
     "DEFAULT_BASE_URL",
@@ -121,7 +124,61 @@ _MOVED = {
 _RENAMED = {"is_secret_header": "is_secret_name", "redact_headers": "mask_headers"}
 
 
+# Where each public name lives. They are loaded on first use (PEP 562), so that
+# `import obiguard_completions` costs next to nothing and the models (pydantic), the
+# client (httpx's transports) and the guardrail models load when they are needed.
+_LAZY = {
+    **dict.fromkeys(("DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CompletionsClient"), "._client"),
+    **dict.fromkeys(
+        (
+            "APIConnectionError",
+            "APIResponseValidationError",
+            "APIStatusError",
+            "APITimeoutError",
+            "AuthenticationError",
+            "BadRequestError",
+            "BudgetExceededError",
+            "ConflictError",
+            "GuardrailError",
+            "InternalServerError",
+            "NotFoundError",
+            "ObiguardError",
+            "PermissionDeniedError",
+            "RateLimitError",
+            "RequestValidationError",
+            "StreamError",
+            "UnprocessableEntityError",
+        ),
+        "._errors",
+    ),
+    "GatewayInfo": "._gateway_info",
+    **dict.fromkeys(
+        ("GuardrailCheck", "GuardrailCheckError", "HookResult", "HookResults"), "._guardrails"
+    ),
+    **dict.fromkeys(
+        (
+            "Completion",
+            "CompletionChoice",
+            "CompletionLogprobs",
+            "CompletionRequest",
+            "CompletionUsage",
+            "Prompt",
+            "StreamOptions",
+        ),
+        "._models",
+    ),
+    "GatewayOptions": "._options",
+    **dict.fromkeys(("RETRYABLE_STATUSES", "RetryPolicy"), "._retry"),
+    **dict.fromkeys(("AsyncStream", "Stream"), "._streaming"),
+}
+
+
 def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is not None:
+        value = getattr(importlib.import_module(module, __name__), name)
+        globals()[name] = value  # found directly from now on
+        return value
     module = _MOVED.get(name)
     if module is None:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
@@ -130,6 +187,8 @@ def __getattr__(name: str) -> Any:
         DeprecationWarning,
         stacklevel=2,
     )
-    import importlib
-
     return getattr(importlib.import_module(module, __name__), _RENAMED.get(name, name))
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

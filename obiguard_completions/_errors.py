@@ -31,9 +31,10 @@ through `_secrets.redact` with the client's secret values before the error is bu
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ._guardrails import HookResults
+if TYPE_CHECKING:  # the guardrail models load with the first answer that carries verdicts
+    from ._guardrails import HookResults
 
 __all__ = [
     "STATUS_ERRORS",

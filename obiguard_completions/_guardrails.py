@@ -48,7 +48,7 @@ def _dicts_only(value: Any) -> Any:
 class GuardrailCheckError(BaseModel):
     """Why a check could not run (`{"name", "message"}`)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     name: str | None = None
     """The error's class, e.g. `Error` or `Check error`."""
@@ -59,7 +59,7 @@ class GuardrailCheckError(BaseModel):
 class GuardrailCheck(BaseModel):
     """One check of a hook, e.g. `default.contains`, and its verdict."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str = ""
     """The check (plugin) id, e.g. `default.contains`."""
@@ -105,7 +105,7 @@ class GuardrailCheck(BaseModel):
 class HookResult(BaseModel):
     """One guardrail (hook) and its verdict over its checks."""
 
-    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    model_config = ConfigDict(extra="allow", populate_by_name=True, defer_build=True)
 
     id: str = ""
     """The guardrail id (configured, or generated: `input_guardrail_9ml`)."""
@@ -146,7 +146,7 @@ class HookResults(BaseModel):
     line; `to_dict()` is the JSON-like form (what the gateway sent, unknown keys kept).
     """
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     before_request_hooks: list[HookResult] = Field(default_factory=list)
     """Input guardrails (run on the request, before the provider is called)."""

@@ -77,7 +77,7 @@ def _bounded(name: str) -> Any:
 class StreamOptions(BaseModel):
     """The spec's `ChatCompletionStreamOptions`."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", defer_build=True)
 
     include_usage: bool | None = None
     """Ask for a last chunk (empty `choices`) carrying the usage of the whole request."""
@@ -90,7 +90,7 @@ class CompletionRequest(BaseModel):
     (a provider's own options); it may not repeat a spec field.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     model: str
     """Model id, resolved by the gateway (or its config) to a provider's model."""
@@ -293,7 +293,7 @@ def _describe(exc: ValidationError) -> str:
 class CompletionLogprobs(BaseModel):
     """Per-token log probabilities of one choice (or of one stream chunk)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     tokens: list[str] | None = None
     """The chosen tokens."""
@@ -308,7 +308,7 @@ class CompletionLogprobs(BaseModel):
 class CompletionChoice(BaseModel):
     """One generated completion."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     text: str = ""
     """The generated text (a delta in a stream chunk)."""
@@ -323,7 +323,7 @@ class CompletionChoice(BaseModel):
 class CompletionUsage(BaseModel):
     """Token counts of a request."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     prompt_tokens: int = 0
     """Tokens in the prompt(s)."""
@@ -355,7 +355,7 @@ def _sum_counts(left: dict[str, Any], right: dict[str, Any]) -> dict[str, Any]:
 class Completion(BaseModel):
     """A completion response, or one chunk of a streamed one (same shape)."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="allow", defer_build=True)
 
     id: str = ""
     """Completion id."""

@@ -20,7 +20,7 @@ The rules, the same in both adapters (see docs/parity.md):
 
 from __future__ import annotations
 
-import difflib
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,8 +32,13 @@ from .._secrets import mask_tree
 
 __all__ = ["CallPlan", "CallRules", "check_extras", "merge_stop", "plan_call"]
 
-_STREAM_USAGE = StreamOptions(include_usage=True)
 _RESERVED = frozenset({"prompt", "stream", "stream_options", "extra_body"})
+
+
+@functools.cache
+def _stream_usage() -> StreamOptions:
+    # Made on first use, not at import: the request models are built lazily.
+    return StreamOptions(include_usage=True)
 
 
 @dataclass(frozen=True)
@@ -97,6 +102,8 @@ def _refuse(name: str, where: str, rules: CallRules) -> None:
             f"{name} cannot be given in {where}: it is a setting of the {rules.owner}, not "
             f"a body field; set it on the {rules.owner}"
         )
+    import difflib  # only for a refused name's "did you mean"
+
     close = difflib.get_close_matches(name, rules.known(), n=1, cutoff=0.85)
     if close:
         raise RequestValidationError(
@@ -211,7 +218,7 @@ def plan_call(
     if stream:
         body["stream"] = True
         if stream_usage:
-            body["stream_options"] = _STREAM_USAGE
+            body["stream_options"] = _stream_usage()
     requests: list[CompletionRequest] = []
     counts: list[int] = []
     for start in range(0, len(prompts), batch_size):

@@ -10,10 +10,12 @@ adapter adds its framework's mapping and its extras container (`model_kwargs` or
 
 from __future__ import annotations
 
+import ast
 import dataclasses
-import difflib
 import functools
+import inspect
 import ssl
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar, cast
@@ -55,10 +57,50 @@ DEFAULT_MAX_TOKENS = 256
 _CLIENT_LOCK = threading.Lock()
 
 
+@functools.cache
+def _module_docstrings(module_name: str) -> dict[str, dict[str, str]]:
+    """Class name -> {field: the docstring under it}, for a module's top-level classes
+    (its source parsed once; {} when it cannot be read)."""
+    path = getattr(sys.modules.get(module_name), "__file__", None)
+    try:
+        with open(path or "", encoding="utf-8") as file:
+            tree = ast.parse(file.read())
+    except (OSError, SyntaxError, ValueError):
+        return {}
+    found: dict[str, dict[str, str]] = {}
+    for node in tree.body:
+        if not isinstance(node, ast.ClassDef):
+            continue
+        docs = found.setdefault(node.name, {})
+        for statement, after in zip(node.body, node.body[1:], strict=False):
+            if (
+                isinstance(statement, ast.AnnAssign)
+                and isinstance(statement.target, ast.Name)
+                and isinstance(after, ast.Expr)
+                and isinstance(after.value, ast.Constant)
+                and isinstance(after.value.value, str)
+            ):
+                docs[statement.target.id] = inspect.cleandoc(after.value.value)
+    return found
+
+
+def describe_fields(cls: type[BaseModel]) -> None:
+    """Give the fields `cls` declares the docstring under each as their `description`
+    (what pydantic's `use_attribute_docstrings` does, with one parse per module)."""
+    docs = _module_docstrings(cls.__module__).get(cls.__name__, {})
+    for name, info in cls.model_fields.items():
+        if info.description is None and name in docs:
+            info.description = docs[name]
+
+
 class _TransportFields(BaseModel):
     """Settings that shape the connection and the gateway headers."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True, arbitrary_types_allowed=True)
+    # The mixins are never instantiated, and each adapter's own class builds its
+    # validator on first use: `defer_build` (inherited) keeps that work off the import.
+    # The docstrings under the fields become their descriptions through `describe_fields`
+    # (pydantic's `use_attribute_docstrings` costs tens of ms per class at import).
+    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
 
     api_key: SecretStr | None = Field(default_factory=lambda: env_secret(API_KEY_ENV), exclude=True)
     """Obiguard API key or virtual key (`vk-obg...`), sent as `x-obiguard-api-key`;
@@ -132,10 +174,13 @@ class _TransportFields(BaseModel):
     serialized; alias `http_async_client`."""
 
 
+describe_fields(_TransportFields)
+
+
 class _BodyFields(BaseModel):
     """Request body fields (None: left out of the body)."""
 
-    model_config = ConfigDict(use_attribute_docstrings=True, protected_namespaces=())
+    model_config = ConfigDict(protected_namespaces=(), defer_build=True)
 
     model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name"))
     """Model id, resolved by the gateway (or its config) to a provider's model; alias
@@ -169,6 +214,8 @@ class _BodyFields(BaseModel):
     stop: str | list[str] | None = None
     """Stop sequences, merged with a call's own (at most 4 in all)."""
 
+
+describe_fields(_BodyFields)
 
 BODY_FIELDS: tuple[str, ...] = tuple(name for name in _BodyFields.model_fields if name != "model")
 """Body fields that are settings of the same name in both adapters (`model` aside)."""
@@ -214,6 +261,12 @@ class ObiguardFields(_TransportFields, _BodyFields):
             # pydantic keeps every input value (the keys among them) in `errors()`.
             raise _without_inputs(exc) from None
 
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        """Each adapter class's own fields are described by their docstrings."""
+        super().__pydantic_init_subclass__(**kwargs)
+        describe_fields(cls)
+
     # -- validation ----------------------------------------------------------------
 
     @model_validator(mode="before")
@@ -226,6 +279,8 @@ class ObiguardFields(_TransportFields, _BodyFields):
         known = cls._argument_names()
         unknown = sorted(str(name) for name in data if name not in known)
         if unknown:
+            import difflib  # only for the "did you mean" of an unknown argument
+
             hints = []
             for name in unknown:
                 close = difflib.get_close_matches(name, sorted(known), n=1)
