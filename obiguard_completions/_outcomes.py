@@ -52,11 +52,14 @@ _TAG = re.compile(r"<[^>]+>")
 
 
 def _body(content: bytes, secrets: Iterable[str]) -> Any:
-    text = redact(content.decode("utf-8", errors="replace"), secrets)
+    # Parsed first, then redacted value by value: masking the raw text could also cut
+    # through the JSON's own keys and syntax.
+    text = content.decode("utf-8", errors="replace")
     try:
-        return json.loads(text)
+        parsed = json.loads(text)
     except ValueError:
-        return text
+        return redact(text, secrets)
+    return _redact_value(parsed, tuple(secrets))
 
 
 def _str_or_none(value: Any) -> str | None:
@@ -199,7 +202,10 @@ def _redact_value(value: Any, secrets: tuple[str, ...]) -> Any:
     if isinstance(value, str):
         return redact(value, secrets)
     if isinstance(value, dict):
-        return {key: _redact_value(item, secrets) for key, item in value.items()}
+        return {
+            redact(key, secrets) if isinstance(key, str) else key: _redact_value(item, secrets)
+            for key, item in value.items()
+        }
     if isinstance(value, list):
         return [_redact_value(item, secrets) for item in value]
     return value

@@ -12,6 +12,7 @@ from typing import Any
 
 __all__ = [
     "MASK",
+    "MIN_SECRET_LENGTH",
     "SECRET_HEADERS",
     "holds_mask",
     "is_secret_name",
@@ -47,10 +48,16 @@ def is_secret_name(name: str) -> bool:
     return lowered in SECRET_HEADERS or any(marker in lowered for marker in _SECRET_MARKERS)
 
 
+MIN_SECRET_LENGTH = 6
+"""Shorter values are not searched for in text: a placeholder key such as `x` (fine
+for a local gateway) would otherwise mask every `x` of an error message."""
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
-    """`text` with every occurrence of each non-empty secret replaced by `MASK`."""
+    """`text` with every occurrence of each secret (of `MIN_SECRET_LENGTH` characters or
+    more) replaced by `MASK`."""
     for secret in secrets:
-        if secret and secret in text:
+        if len(secret) >= MIN_SECRET_LENGTH and secret in text:
             text = text.replace(secret, MASK)
     return text
 

@@ -157,6 +157,21 @@ def test_secrets_in_an_explanation_are_redacted() -> None:
     assert "found **********" in error.message
 
 
+@pytest.mark.parametrize("placeholder", ["x", "e", "key"])
+def test_a_placeholder_key_does_not_mangle_the_message_or_the_body(placeholder: str) -> None:
+    error = status_error(446, {}, json.dumps(denied_body()).encode(), (placeholder,))
+    assert EXPLANATION in error.message
+    assert error.body["hook_results"]["before_request_hooks"][0]["checks"][0]["data"] == (
+        denied_body()["hook_results"]["before_request_hooks"][0]["checks"][0]["data"]
+    )
+
+
+def test_a_secret_in_a_body_key_is_masked_too() -> None:
+    body = {"error": {"message": "bad"}, API_KEY: "echoed as a key"}
+    error = status_error(400, {}, json.dumps(body).encode(), (API_KEY,))
+    assert API_KEY not in repr(error.body) and "**********" in error.body
+
+
 # -- stream events -----------------------------------------------------------------------
 
 
