@@ -152,8 +152,8 @@ class _TransportFields(BaseModel):
     )
     """Seconds before a request times out (None: never); alias `request_timeout`."""
     max_retries: int = Field(default=2, ge=0)
-    """Retries after a failed attempt (connection error, timeout, 408/409/429/5xx); the
-    only retry layer: at most `1 + max_retries` attempts per call."""
+    """Retries after a failed attempt (connection error, timeout, 408, 409, 429, 500,
+    502, 503, 504); the only retry layer: at most `1 + max_retries` attempts per call."""
     total_timeout: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     """Seconds a whole call may last, retries, backoff sleeps and a stream included (None:
     no limit; `timeout` still bounds each connect, read and write)."""
