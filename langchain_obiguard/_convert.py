@@ -191,10 +191,13 @@ def guardrail_info(hook_results: HookResults | None, flagged: bool) -> dict[str,
 
 
 def chunk_generations(chunk: Completion, *, with_index: bool) -> list[GenerationChunk]:
-    """The `GenerationChunk`s of one stream chunk (none for the usage chunk): text,
-    logprobs when present, and the choice `index` when `with_index`."""
+    """The `GenerationChunk`s of one stream chunk: text, logprobs when present, and the
+    choice `index` when `with_index`. A choice with no text and no logprobs (the usage
+    chunk, the finish-reason chunk) is no token: what it says reaches the final chunk."""
     out: list[GenerationChunk] = []
     for choice in chunk.choices:
+        if not choice.text and choice.logprobs is None:
+            continue
         info: dict[str, Any] | None = None
         if choice.logprobs is not None:
             info = {"logprobs": _logprobs(choice.logprobs)}

@@ -40,6 +40,20 @@ def test_stream_yields_each_token_then_an_empty_final_chunk(server: FaultServer)
     assert list(server_llm(server).stream("Hi")) == ["Hello", " world", "!", ""]
 
 
+def test_a_chunk_without_text_is_no_token(server: FaultServer) -> None:
+    # llama.cpp ends with an empty-text chunk carrying the finish reason: one final
+    # empty chunk comes out, with that finish reason, not two.
+    events = completion_stream(["Hi", " there", ""], finish_reason="length")
+    server.script(Reply(sse_events=events))
+    log: list[tuple[str, str]] = []
+    handler = TokenLog(log)
+    tokens = list(server_llm(server).stream("x", config={"callbacks": [handler]}))
+    assert tokens == ["Hi", " there", ""]
+    assert [text for _, text in log] == ["Hi", " there", ""]
+    assert handler.chunks[-1] is not None
+    assert handler.chunks[-1].generation_info["finish_reason"] == "length"  # type: ignore[index]
+
+
 def test_each_token_reaches_the_callback_before_it_is_yielded(server: FaultServer) -> None:
     log: list[tuple[str, str]] = []
     for text in server_llm(server).stream("Hi", config={"callbacks": [TokenLog(log)]}):
