@@ -50,6 +50,12 @@ cassettes: $(VENV)/.server $(VENV)/.gateway
 bench:
 	$(PYTHON) benchmarks/run.py
 
+# The compatibility matrix: each declared version boundary in its own uv venv under
+# .cache/matrix (docs/compatibility.md).  make matrix MATRIX_ARGS=--ci: the CI subset.
+.PHONY: matrix
+matrix:
+	$(PYTHON) scripts/matrix.py $(MATRIX_ARGS)
+
 server-stop:
 	-$(PYTHON) scripts/model_server.py stop
 	-$(PYTHON) scripts/gateway_server.py stop
