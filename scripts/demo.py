@@ -22,16 +22,16 @@ demo says so and talks to llama.cpp directly, without part 3.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import gateway_server
+import model_server
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.outputs import GenerationChunk
@@ -111,38 +111,20 @@ class Backend:
         return fields
 
 
-def _load_script(name: str) -> ModuleType:
-    """Import `scripts/<name>.py` by path (`scripts` is not a package)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def _model_server() -> Iterator[str]:
     """The local llama.cpp server's URL: the running one, or one started (and stopped) here."""
-    server = _load_script("model_server")
-    running: str | None = server.running_url()
+    running = model_server.running_url()
     if running is not None:
         print("Reusing the model server started with `model_server.py start`.", flush=True)
         yield running
         return
     print("Preparing the local model server (one-time steps show their progress)...", flush=True)
-    server.ensure_installed()
-    model = server.ensure_model()
-    log_path = server.CACHE_DIR / "model_server.demo.log"
+    log_path = model_server.CACHE_DIR / "model_server.demo.log"
     # deterministic=False: faster prompt evaluation; the demo does not replay anything.
-    with server.start_server(
-        model, log_path=log_path, pidfile=None, urlfile=None, deterministic=False
-    ) as handle:
+    with model_server.temporary_server(log_path, deterministic=False) as base_url:
         try:
-            yield str(handle.base_url)
+            yield base_url
         finally:
             print("\nStopping the local model server.", flush=True)
 
@@ -151,20 +133,19 @@ def _model_server() -> Iterator[str]:
 def _local_gateway() -> Iterator[str | None]:
     """The local gateway's URL: the running one, or one started (and stopped) here; None
     (after saying why) without node or npm."""
-    gateway = _load_script("gateway_server")
     try:
-        gateway.node_tools()
+        gateway_server.node_tools()
     except RuntimeError as exc:
         print(f"No local gateway ({exc}); talking to llama.cpp directly.", flush=True)
         yield None
         return
-    running: str | None = gateway.running_url()
+    running = gateway_server.running_url()
     if running is not None:
         print("Reusing the gateway started with `gateway_server.py start`.", flush=True)
         yield running
         return
-    log_path = gateway.CACHE_DIR / "gateway_server.demo.log"
-    with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
+    log_path = gateway_server.CACHE_DIR / "gateway_server.demo.log"
+    with gateway_server.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
         try:
             yield str(handle.base_url)
         finally:
@@ -182,7 +163,7 @@ def backend() -> Iterator[Backend]:
             model=os.environ.get(MODEL_ENV, GATEWAY_MODEL),
         )
         return
-    model = os.environ.get(MODEL_ENV, _load_script("model_server").MODEL_ALIAS)
+    model = os.environ.get(MODEL_ENV, model_server.MODEL_ALIAS)
     chat_layout: dict[str, Any] = {"template": _CHATML, "stop": ("<|im_end|>",)}
     with _model_server() as upstream, _local_gateway() as gateway:
         if gateway is None:

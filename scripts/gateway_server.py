@@ -6,7 +6,7 @@ with the header prefix ``x-portkey-`` renamed ``x-obiguard-``. This script insta
 1.15.2 with npm, makes the same rename in a copy of its entry point, binds it to the loopback
 interface, and starts it in front of the local llama.cpp server (``scripts/model_server.py``)
 for the gateway test tier (``tests/gateway``). Standard library only, like ``model_server.py``;
-both a command-line tool and an importable module (``tests/gateway/conftest.py`` loads it).
+both a command-line tool and an importable module (``tests/gateway/conftest.py`` imports it).
 
 Usage::
 
@@ -32,9 +32,7 @@ goes to stderr; stdout only carries the URL.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import hashlib
-import importlib.util
 import json
 import os
 import shutil
@@ -46,10 +44,16 @@ import urllib.request
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType, TracebackType
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-SCRIPTS_DIR = REPO_ROOT / "scripts"
+SCRIPTS_DIR = Path(__file__).resolve().parent
+if str(SCRIPTS_DIR) not in sys.path:  # imported by path (tests, other scripts): find siblings
+    sys.path.append(str(SCRIPTS_DIR))
+
+import _local_server as _ls  # noqa: E402
+import model_server  # noqa: E402
+from _local_server import HOST, ServerHandle, free_port  # noqa: E402
+
+REPO_ROOT = SCRIPTS_DIR.parent
 CACHE_DIR = REPO_ROOT / ".cache"
 SPEC_DIR = SCRIPTS_DIR / "gateway"
 """The committed ``package.json`` and ``package-lock.json`` of the install."""
@@ -68,9 +72,7 @@ ENTRY_POINT = PACKAGE_DIR / "build" / "start-server.js"
 RENAMED_ENTRY_POINT = ENTRY_POINT.with_name("start-server.obiguard.js")
 """The patched copy that is run; it sits beside the original so its imports resolve alike."""
 
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 60.0
-STOP_GRACE = 5.0
 INSTALL_TIMEOUT = 600.0
 READY_TEXT = "AI Gateway says hey!"
 """What ``GET /`` answers once the gateway listens."""
@@ -110,30 +112,7 @@ SUBSTITUTIONS: tuple[Substitution, ...] = (
 
 def _say(message: str) -> None:
     """Print a progress line to stderr (stdout is reserved for the URL)."""
-    print(f"[gateway_server] {message}", file=sys.stderr, flush=True)
-
-
-def _load_model_server() -> ModuleType:
-    """Import the sibling ``model_server.py`` by path (``scripts`` is not a package)."""
-    module = sys.modules.get("model_server")
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location("model_server", SCRIPTS_DIR / "model_server.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["model_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
-# The process helpers are model_server's: one implementation of "free port", "log tail",
-# "pid alive" and "terminate the process group".
-_ms = _load_model_server()
-free_port = _ms.free_port
-_tail = _ms._tail
-_pid_running = _ms._pid_running
-_terminate = _ms._terminate
-_read_pid = _ms._read_pid
+    _ls.say("gateway_server", message)
 
 
 # --------------------------------------------------------------------------- install
@@ -238,12 +217,12 @@ def ensure_installed() -> Path:
         except subprocess.TimeoutExpired as exc:
             raise RuntimeError(
                 f"npm ci did not finish within {INSTALL_TIMEOUT:.0f}s; tail of {INSTALL_LOG}:\n"
-                f"{_tail(INSTALL_LOG)}"
+                f"{_ls.tail(INSTALL_LOG)}"
             ) from exc
     if result.returncode != 0 or not ENTRY_POINT.is_file():
         raise RuntimeError(
             f"npm ci of {GATEWAY_PACKAGE}@{GATEWAY_VERSION} failed (exit {result.returncode}); "
-            f"tail of {INSTALL_LOG}:\n{_tail(INSTALL_LOG)}"
+            f"tail of {INSTALL_LOG}:\n{_ls.tail(INSTALL_LOG)}"
         )
     installed = json.loads((PACKAGE_DIR / "package.json").read_text(encoding="utf-8"))
     if installed.get("version") != GATEWAY_VERSION:
@@ -284,65 +263,13 @@ def is_alive(base_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _is_our_server(pid: int) -> bool:
-    """Best-effort check that ``pid`` runs the renamed gateway (guards against pid reuse)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():
-        return bool(_pid_running(pid))
-    try:
-        return RENAMED_ENTRY_POINT.name.encode() in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
-class GatewayHandle:
-    """A running gateway: ``base_url`` (``http://127.0.0.1:N/v1``), ``pid``, ``stop()``.
-
-    Usable as a context manager that stops the gateway on exit.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        pid: int,
-        process: subprocess.Popen[bytes] | None = None,
-        pidfile: Path | None = None,
-        urlfile: Path | None = None,
-        log_path: Path | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.pid = pid
-        self.process = process
-        self.pidfile = pidfile
-        self.urlfile = urlfile
-        self.log_path = log_path
-
-    def __repr__(self) -> str:
-        return f"GatewayHandle(base_url={self.base_url!r}, pid={self.pid})"
-
-    def stop(self) -> None:
-        """Stop the gateway (SIGTERM, SIGKILL after 5 s) and remove its pid/url files."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                _terminate(self.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=1.0)
-        elif _is_our_server(self.pid):
-            _terminate(self.pid)
-        for path in (self.pidfile, self.urlfile):
-            if path is not None:
-                path.unlink(missing_ok=True)
-
-    def __enter__(self) -> GatewayHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+SERVER = _ls.LocalServer(
+    name="the gateway",
+    tag="gateway_server",
+    cmdline_marker=RENAMED_ENTRY_POINT.name.encode(),
+    is_alive=is_alive,
+)
+"""How the gateway is named, recognised (the renamed entry point it runs) and probed."""
 
 
 def gateway_command(port: int, node: str | None = None) -> list[str]:
@@ -357,7 +284,7 @@ def start_gateway(
     log_path: Path = SERVER_LOG,
     pidfile: Path | None = PIDFILE,
     urlfile: Path | None = URLFILE,
-) -> GatewayHandle:
+) -> ServerHandle:
     """Install if needed, start the gateway on ``127.0.0.1`` and wait until ``GET /`` answers.
 
     A free port is chosen when ``port`` is None. The gateway runs in its own session (it
@@ -368,61 +295,26 @@ def start_gateway(
     """
     node, _npm = node_tools()
     ensure_installed()
-    port = free_port(HOST) if port is None else port
+    port = free_port() if port is None else port
     base_url = f"http://{HOST}:{port}/v1"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = gateway_command(port, node)
-    env = {**os.environ, "NODE_ENV": "production"}
-    _say(f"starting the gateway on {base_url} (log: {log_path})")
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            cwd=INSTALL_DIR,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
-    handle = GatewayHandle(base_url, proc.pid, proc, log_path=log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        code = proc.poll()
-        if code is not None:
-            raise RuntimeError(
-                f"the gateway exited with code {code} during startup; "
-                f"tail of {log_path}:\n{_tail(log_path)}"
-            )
-        if is_alive(base_url, timeout=1.0):
-            break
-        if time.monotonic() > deadline:
-            handle.stop()
-            raise RuntimeError(
-                f"the gateway did not answer GET / on port {port} within {timeout:.0f}s; "
-                f"tail of {log_path}:\n{_tail(log_path)}"
-            )
-        time.sleep(0.1)
-    for path, text in ((pidfile, str(proc.pid)), (urlfile, base_url)):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n", encoding="utf-8")
-    handle.pidfile, handle.urlfile = pidfile, urlfile
-    _say(f"gateway ready (pid {proc.pid}): {base_url}")
+    handle = SERVER.start(
+        gateway_command(port, node),
+        base_url,
+        probe=f"GET / on port {port}",
+        timeout=timeout,
+        log_path=log_path,
+        pidfile=pidfile,
+        urlfile=urlfile,
+        cwd=INSTALL_DIR,
+        env={**os.environ, "NODE_ENV": "production"},
+    )
+    _say(f"gateway ready (pid {handle.pid}): {base_url}")
     return handle
 
 
 def running_url(urlfile: Path = URLFILE, pidfile: Path = PIDFILE) -> str | None:
     """The base URL of the gateway started by ``start``, if it is still up and answering."""
-    pid = _read_pid(pidfile)
-    try:
-        url = urlfile.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if pid is None or not _is_our_server(pid) or not is_alive(url):
-        return None
-    return url
+    return SERVER.running_url(urlfile, pidfile)
 
 
 def stop_gateway(pidfile: Path = PIDFILE, urlfile: Path | None = URLFILE) -> bool:
@@ -430,24 +322,17 @@ def stop_gateway(pidfile: Path = PIDFILE, urlfile: Path | None = URLFILE) -> boo
 
     Returns True if a gateway process was signalled, False if none was running.
     """
-    pid = _read_pid(pidfile)
-    stopped = False
-    if pid is not None and _is_our_server(pid):
-        _terminate(pid)
-        stopped = True
-    pidfile.unlink(missing_ok=True)
-    if urlfile is not None:
-        urlfile.unlink(missing_ok=True)
+    stopped = SERVER.stop(pidfile, urlfile)
     UPSTREAMFILE.unlink(missing_ok=True)
     return stopped
 
 
 def _ensure_upstream() -> str:
     """The URL of the running llama.cpp server, started detached (as its ``start``) if none."""
-    url: str | None = _ms.running_url()
+    url = model_server.running_url()
     if url is None:
-        _ms.ensure_installed()
-        handle = _ms.start_server(_ms.ensure_model())
+        model_server.ensure_installed()
+        handle = model_server.start_server(model_server.ensure_model())
         url = str(handle.base_url)
     return url
 
@@ -491,12 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             _say(f"gateway install ready ({time.monotonic() - started:.1f}s)")
             return 0
         if args.command == "url":
-            url = running_url()
-            if url is None:
-                _say("no gateway running")
-                return 1
-            print(url)
-            return 0
+            return SERVER.print_url(running_url(), missing="no gateway running")
         if args.command == "stop":
             _say("gateway stopped" if stop_gateway() else "no gateway was running")
             return 0

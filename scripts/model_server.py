@@ -2,7 +2,7 @@
 """Run llama.cpp's OpenAI-compatible server with SmolLM2-135M-Instruct for end-to-end tests.
 
 Standard library only, so it works before the project's dependencies are installed. It is both
-a command-line tool and an importable module (``tests/e2e/conftest.py`` loads it by path).
+a command-line tool and an importable module (``tests/support/servers.py`` imports it).
 
 Usage::
 
@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -30,11 +29,17 @@ import time
 import urllib.error
 import urllib.request
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import TracebackType
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS_DIR = Path(__file__).resolve().parent
+if str(SCRIPTS_DIR) not in sys.path:  # imported by path (tests, other scripts): find siblings
+    sys.path.append(str(SCRIPTS_DIR))
+
+import _local_server as _ls  # noqa: E402
+from _local_server import HOST, ServerHandle, free_port  # noqa: E402
+
+REPO_ROOT = SCRIPTS_DIR.parent
 CACHE_DIR = REPO_ROOT / ".cache"
 WHEELS_DIR = CACHE_DIR / "wheels"
 MODELS_DIR = CACHE_DIR / "models"
@@ -63,24 +68,13 @@ DETERMINISTIC_ARGS: tuple[str, ...] = ("--n_ubatch", "1")
 #: 30-190 s; with 1 thread it stayed at 6-12 s. Under moderate load the two were on par.
 SERVER_THREADS = 1
 
-HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 120.0
-STOP_GRACE = 5.0
 PROGRESS_EVERY = 15.0
 
 
 def _say(message: str) -> None:
     """Print a progress line to stderr (stdout is reserved for the URL)."""
-    print(f"[model_server] {message}", file=sys.stderr, flush=True)
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    """Return the last ``lines`` lines of a text file, or a note if it cannot be read."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return f"(no log at {path})"
-    return "\n".join(text.splitlines()[-lines:])
+    _ls.say("model_server", message)
 
 
 def _default_python() -> Path:
@@ -155,7 +149,7 @@ def ensure_installed(python: Path | None = None) -> None:
     if proc.returncode != 0 or not is_installed(exe):
         raise RuntimeError(
             f"installing {LLAMA_CPP_REQUIREMENT} failed (exit {proc.returncode}) after "
-            f"{elapsed:.0f}s; tail of {INSTALL_LOG}:\n{_tail(INSTALL_LOG)}"
+            f"{elapsed:.0f}s; tail of {INSTALL_LOG}:\n{_ls.tail(INSTALL_LOG)}"
         )
     _say(f"llama-cpp-python installed in {elapsed:.0f}s")
 
@@ -208,13 +202,6 @@ def ensure_model(dest_dir: Path = MODELS_DIR, python: Path | None = None) -> Pat
 # --------------------------------------------------------------------------- server
 
 
-def free_port(host: str = HOST) -> int:
-    """Ask the OS for a currently unused TCP port on ``host``."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def is_alive(base_url: str, timeout: float = 2.0) -> bool:
     """Whether ``GET {base_url}/models`` answers 200."""
     try:
@@ -224,104 +211,14 @@ def is_alive(base_url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def _pid_running(pid: int) -> bool:
-    """Whether ``pid`` exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    with contextlib.suppress(OSError, IndexError):
-        stat = Path(f"/proc/{pid}/stat").read_text(encoding="utf-8")
-        return stat.rsplit(")", 1)[1].split()[0] != "Z"
-    return True
-
-
-def _is_our_server(pid: int) -> bool:
-    """Best-effort check that ``pid`` is a llama_cpp.server process (guards against pid reuse)."""
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if not cmdline.exists():  # not Linux (or already gone): trust the pidfile
-        return _pid_running(pid)
-    try:
-        return b"llama_cpp.server" in cmdline.read_bytes()
-    except OSError:
-        return False
-
-
-def _terminate(pid: int, grace: float = STOP_GRACE) -> None:
-    """SIGTERM ``pid`` (its process group if it leads one), then SIGKILL after ``grace`` s."""
-
-    def send(sig: signal.Signals) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)
-            else:
-                os.kill(pid, sig)
-
-    with contextlib.suppress(ProcessLookupError):
-        send(signal.SIGTERM)
-        deadline = time.monotonic() + grace
-        while time.monotonic() < deadline:
-            with contextlib.suppress(ChildProcessError):
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:  # reap if it is our child
-                    return
-            if not _pid_running(pid):
-                return
-            time.sleep(0.1)
-        send(signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-
-
-class ServerHandle:
-    """A running llama.cpp server: ``base_url`` (``http://127.0.0.1:N/v1``), ``pid``, ``stop()``.
-
-    Usable as a context manager that stops the server on exit.
-    """
-
-    def __init__(
-        self,
-        base_url: str,
-        pid: int,
-        process: subprocess.Popen[bytes] | None = None,
-        pidfile: Path | None = None,
-        urlfile: Path | None = None,
-        log_path: Path | None = None,
-    ) -> None:
-        self.base_url = base_url
-        self.pid = pid
-        self.process = process
-        self.pidfile = pidfile
-        self.urlfile = urlfile
-        self.log_path = log_path
-
-    def __repr__(self) -> str:
-        return f"ServerHandle(base_url={self.base_url!r}, pid={self.pid})"
-
-    def stop(self) -> None:
-        """Stop the server (SIGTERM, SIGKILL after 5 s) and remove its pid/url files."""
-        if self.process is not None:
-            if self.process.poll() is None:
-                _terminate(self.pid)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                self.process.wait(timeout=1.0)
-        elif _is_our_server(self.pid):
-            _terminate(self.pid)
-        for path in (self.pidfile, self.urlfile):
-            if path is not None:
-                path.unlink(missing_ok=True)
-
-    def __enter__(self) -> ServerHandle:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+SERVER = _ls.LocalServer(
+    name="llama.cpp server",
+    tag="model_server",
+    cmdline_marker=b"llama_cpp.server",
+    is_alive=is_alive,
+    poll_interval=0.25,
+)
+"""How the llama.cpp server is named, recognised (its command line) and probed."""
 
 
 def server_command(
@@ -381,63 +278,34 @@ def start_server(
             except OSError as exc:
                 raise RuntimeError(f"port {port} on {HOST} is not free: {exc}") from exc
     base_url = f"http://{HOST}:{port}/v1"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    cmd = server_command(model, port, python, extra_args, deterministic=deterministic)
-    _say(f"starting llama.cpp server on {base_url} (log: {log_path})")
-    with log_path.open("w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(cmd) + "\n")
-        log.flush()
-        proc = subprocess.Popen(
-            cmd,
-            stdin=subprocess.DEVNULL,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    handle = ServerHandle(base_url, proc.pid, proc, log_path=log_path)
-    deadline = time.monotonic() + timeout
-    while True:
-        code = proc.poll()
-        if code is not None:
-            raise RuntimeError(
-                f"llama.cpp server exited with code {code} during startup; "
-                f"tail of {log_path}:\n{_tail(log_path)}"
-            )
-        if is_alive(base_url, timeout=1.0):
-            break
-        if time.monotonic() > deadline:
-            handle.stop()
-            raise RuntimeError(
-                f"llama.cpp server did not answer GET {base_url}/models within {timeout:.0f}s; "
-                f"tail of {log_path}:\n{_tail(log_path)}"
-            )
-        time.sleep(0.25)
-    for path, text in ((pidfile, str(proc.pid)), (urlfile, base_url)):
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text + "\n", encoding="utf-8")
-    handle.pidfile, handle.urlfile = pidfile, urlfile
-    _say(f"server ready (pid {proc.pid}): {base_url}")
+    handle = SERVER.start(
+        server_command(model, port, python, extra_args, deterministic=deterministic),
+        base_url,
+        probe=f"GET {base_url}/models",
+        timeout=timeout,
+        log_path=log_path,
+        pidfile=pidfile,
+        urlfile=urlfile,
+    )
+    _say(f"server ready (pid {handle.pid}): {base_url}")
     return handle
 
 
-def _read_pid(pidfile: Path) -> int | None:
-    try:
-        return int(pidfile.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
+@contextlib.contextmanager
+def temporary_server(log_path: Path = SERVER_LOG, *, deterministic: bool = True) -> Iterator[str]:
+    """Install and fetch what is missing, start a server for the ``with`` block and stop it
+    after; yields its base URL. It writes no pid/url files (``url`` and ``stop`` ignore it)."""
+    ensure_installed()
+    model = ensure_model()
+    with start_server(
+        model, log_path=log_path, pidfile=None, urlfile=None, deterministic=deterministic
+    ) as handle:
+        yield handle.base_url
 
 
 def running_url(urlfile: Path = URLFILE, pidfile: Path = PIDFILE) -> str | None:
     """The base URL of the server started by ``start``, if it is still up and answering."""
-    pid = _read_pid(pidfile)
-    try:
-        url = urlfile.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    if pid is None or not _is_our_server(pid) or not is_alive(url):
-        return None
-    return url
+    return SERVER.running_url(urlfile, pidfile)
 
 
 def stop_server(pidfile: Path = PIDFILE, urlfile: Path | None = URLFILE) -> bool:
@@ -445,15 +313,7 @@ def stop_server(pidfile: Path = PIDFILE, urlfile: Path | None = URLFILE) -> bool
 
     Returns True if a server process was signalled, False if none was running.
     """
-    pid = _read_pid(pidfile)
-    stopped = False
-    if pid is not None and _is_our_server(pid):
-        _terminate(pid)
-        stopped = True
-    pidfile.unlink(missing_ok=True)
-    if urlfile is not None:
-        urlfile.unlink(missing_ok=True)
-    return stopped
+    return SERVER.stop(pidfile, urlfile)
 
 
 # --------------------------------------------------------------------------- CLI
@@ -491,12 +351,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             ensure_model(python=python)
             return 0
         if args.command == "url":
-            url = running_url()
-            if url is None:
-                _say("no model server running")
-                return 1
-            print(url)
-            return 0
+            return SERVER.print_url(running_url(), missing="no model server running")
         if args.command == "stop":
             _say("server stopped" if stop_server() else "no model server was running")
             return 0

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from types import ModuleType
+
+import gateway_server
+import model_server
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests` importable
@@ -49,31 +50,14 @@ def _say(message: str) -> None:
     print(f"[record_cassettes] {message}", file=sys.stderr, flush=True)
 
 
-def _load_script(name: str) -> ModuleType:
-    """Import `scripts/<name>.py` by path (`scripts` is not a package)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def _server(url: str | None) -> Iterator[str]:
     """The given server's URL, or a deterministic server started (and stopped) here."""
     if url:
         yield url.rstrip("/")
         return
-    model_server = _load_script("model_server")
-    model_server.ensure_installed()
-    model = model_server.ensure_model()
-    log_path = model_server.CACHE_DIR / "model_server.record.log"
-    with model_server.start_server(model, log_path=log_path, pidfile=None, urlfile=None) as handle:
-        yield str(handle.base_url)
+    with model_server.temporary_server(model_server.CACHE_DIR / "model_server.record.log") as base:
+        yield base
 
 
 @contextlib.contextmanager
@@ -82,9 +66,8 @@ def _gateway(url: str | None) -> Iterator[str]:
     if url:
         yield url.rstrip("/")
         return
-    gateway = _load_script("gateway_server")
-    log_path = gateway.CACHE_DIR / "gateway_server.record.log"
-    with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
+    log_path = gateway_server.CACHE_DIR / "gateway_server.record.log"
+    with gateway_server.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
         yield str(handle.base_url)
 
 

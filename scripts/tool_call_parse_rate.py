@@ -24,16 +24,15 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib.util
 import json
 import os
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
+import model_server
 from langchain_core.tools import tool
 
 from langchain_obiguard import ChatObiguard
@@ -92,29 +91,15 @@ PROMPTS: list[tuple[str, str]] = [
 MODES = ("auto", "any")
 
 
-def _load_model_server() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "model_server", REPO_ROOT / "scripts" / "model_server.py"
-    )
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["model_server"] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @contextlib.contextmanager
 def local_server() -> Iterator[tuple[str, str]]:
     """The base URL and model name of a running local server (started if needed)."""
-    server = _load_model_server()
-    url = os.environ.get(URL_ENV) or server.running_url()
+    url = os.environ.get(URL_ENV) or model_server.running_url()
     if url:
-        yield url, server.MODEL_ALIAS
+        yield url, model_server.MODEL_ALIAS
         return
-    server.ensure_installed(Path(sys.executable))
-    model = server.ensure_model()
-    with server.start_server(model, pidfile=None, urlfile=None) as handle:
-        yield handle.base_url, server.MODEL_ALIAS
+    with model_server.temporary_server() as base_url:
+        yield base_url, model_server.MODEL_ALIAS
 
 
 def classify(message: Any, expected: str) -> dict[str, Any]:

@@ -13,13 +13,9 @@ scenarios read and assert, so one scenario body serves both.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
-import os
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 import pytest
@@ -27,23 +23,9 @@ from pydantic import SecretStr
 
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
+from tests.support.servers import load_script, local_model_server, prepare_model_server
 
 E2E_DIR = Path(__file__).resolve().parent
-SCRIPT = E2E_DIR.parent.parent / "scripts" / "model_server.py"
-URL_ENV = "OBIGUARD_TEST_MODEL_SERVER_URL"
-
-
-def _load_model_server() -> ModuleType:
-    """Import ``scripts/model_server.py`` by path (``scripts`` is not a package)."""
-    module = sys.modules.get("model_server")
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location("model_server", SCRIPT)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["model_server"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def _uses_server(item: pytest.Item) -> bool:
@@ -58,32 +40,18 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
-    """Install llama-cpp-python and fetch the model before any test runs.
-
-    Done here, not in the fixture, so the one-time ~4 minute build is not charged to the first
-    test's ``pytest-timeout`` budget (which covers fixture setup).
-    """
-    if os.environ.get(URL_ENV) or session.config.option.collectonly:
+    """Install llama-cpp-python and fetch the model before any test runs."""
+    if session.config.option.collectonly:
         return
     if any(_uses_server(item) for item in session.items):
-        server = _load_model_server()
-        server.ensure_installed(Path(sys.executable))
-        server.ensure_model()
+        prepare_model_server()
 
 
 @pytest.fixture(scope="session")
 def model_server_url() -> Iterator[str]:
     """Base URL of the model server, e.g. ``http://127.0.0.1:8123/v1``."""
-    url = os.environ.get(URL_ENV)
-    if url:
-        yield url.rstrip("/")
-        return
-    server = _load_model_server()
-    server.ensure_installed(Path(sys.executable))
-    model = server.ensure_model()
-    log_path = server.CACHE_DIR / "model_server.pytest.log"
-    with server.start_server(model, log_path=log_path, pidfile=None, urlfile=None) as handle:
-        yield handle.base_url
+    with local_model_server("model_server.pytest.log") as url:
+        yield url
 
 
 # -- the target the scenarios run against -----------------------------------------------
@@ -145,7 +113,7 @@ def target(model_server_url: str) -> Target:
         name="llama.cpp",
         base_url=model_server_url,
         api_key=SecretStr("unused-by-llama.cpp"),
-        model=_load_model_server().MODEL_ALIAS,
+        model=load_script("model_server").MODEL_ALIAS,
         context_window=2048,  # the server's --n_ctx
         accepts_prompt_arrays=False,  # a list of two strings -> 500
         honours_n=False,  # n and best_of are ignored

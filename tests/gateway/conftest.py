@@ -12,22 +12,17 @@ is skipped, with the reason, only when ``node`` or ``npm`` is not installed.
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
 from pydantic import SecretStr
 
 from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy
+from tests.support.servers import load_script, local_model_server, prepare_model_server
 
 GATEWAY_DIR = Path(__file__).resolve().parent
-SCRIPTS = GATEWAY_DIR.parent.parent / "scripts"
-URL_ENV = "OBIGUARD_TEST_MODEL_SERVER_URL"
 
 DENY_HELLO = {
     "input_guardrails": [
@@ -49,23 +44,10 @@ PASS_HELLO = {
 """A guardrail that passes on a prompt containing "Hello" (200 with the verdicts)."""
 
 
-def _load(name: str) -> ModuleType:
-    """Import ``scripts/<name>.py`` by path (``scripts`` is not a package)."""
-    module = sys.modules.get(name)
-    if module is not None:
-        return module
-    spec = importlib.util.spec_from_file_location(name, SCRIPTS / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def _missing_node() -> str | None:
     """Why the tier cannot run (node/npm missing), or None."""
     try:
-        _load("gateway_server").node_tools()
+        load_script("gateway_server").node_tools()
     except RuntimeError as exc:
         return str(exc)
     return None
@@ -99,31 +81,21 @@ def pytest_collection_finish(session: pytest.Session) -> None:
         return
     if _missing_node() is not None:
         return
-    _load("gateway_server").ensure_installed()
-    if not os.environ.get(URL_ENV):
-        server = _load("model_server")
-        server.ensure_installed(Path(sys.executable))
-        server.ensure_model()
+    load_script("gateway_server").ensure_installed()
+    prepare_model_server()
 
 
 @pytest.fixture(scope="session")
 def upstream_url() -> Iterator[str]:
     """The llama.cpp server the gateway routes to (`http://127.0.0.1:N/v1`)."""
-    url = os.environ.get(URL_ENV)
-    if url:
-        yield url.rstrip("/")
-        return
-    server = _load("model_server")
-    model = server.ensure_model()
-    log_path = server.CACHE_DIR / "model_server.gateway-pytest.log"
-    with server.start_server(model, log_path=log_path, pidfile=None, urlfile=None) as handle:
-        yield handle.base_url
+    with local_model_server("model_server.gateway-pytest.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
 def gateway_url() -> Iterator[str]:
     """The gateway's base URL (`http://127.0.0.1:N/v1`), started for this session."""
-    gateway = _load("gateway_server")
+    gateway = load_script("gateway_server")
     log_path = gateway.CACHE_DIR / "gateway_server.pytest.log"
     with gateway.start_gateway(log_path=log_path, pidfile=None, urlfile=None) as handle:
         yield handle.base_url
@@ -132,7 +104,7 @@ def gateway_url() -> Iterator[str]:
 @pytest.fixture(scope="session")
 def model_alias() -> str:
     """The model name the llama.cpp server answers to."""
-    return str(_load("model_server").MODEL_ALIAS)
+    return str(load_script("model_server").MODEL_ALIAS)
 
 
 ClientFactory = Callable[..., CompletionsClient]
