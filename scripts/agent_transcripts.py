@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,25 +25,18 @@ from typing import Any
 from langchain.agents import create_agent
 from langchain.agents.middleware import ModelCallLimitMiddleware, wrap_model_call
 from langchain_core.messages import HumanMessage, ToolMessage
-from langchain_core.tools import tool
 from langgraph.graph import START, MessagesState, StateGraph
 from tool_call_parse_rate import local_server  # type: ignore[import-not-found]
 
 from langchain_obiguard import ChatObiguard
 
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.agent_tools import REAL_MODEL_TOOLS  # noqa: E402
+
 QUESTION = "What is the weather in Paris?"
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Get the current weather in a city."""
-    return f"Sunny, 21 C in {city}"
-
-
-@tool
-def get_time(city: str) -> str:
-    """Get the current local time in a city."""
-    return f"12:00 in {city}"
 
 
 @wrap_model_call  # type: ignore[arg-type]
@@ -77,7 +71,7 @@ def agent_transcript(chat: ChatObiguard, *, force_first: bool) -> None:
     if force_first:
         middleware.insert(0, first_step_calls_a_tool)
     agent = create_agent(
-        chat, [get_weather, get_time], system_prompt="Use the tools.", middleware=middleware
+        chat, list(REAL_MODEL_TOOLS), system_prompt="Use the tools.", middleware=middleware
     )
     result = agent.invoke({"messages": [HumanMessage(QUESTION)]})
     for message in result["messages"]:

@@ -38,20 +38,13 @@ from langchain_core.tools import tool
 from langchain_obiguard import ChatObiguard
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # run as a script: make `tests` importable
+    sys.path.insert(0, str(REPO_ROOT))
+
+from tests.support.agent_tools import REAL_MODEL_TOOLS  # noqa: E402
+
 MAX_TOKENS = 64
 URL_ENV = "OBIGUARD_TEST_MODEL_SERVER_URL"
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Get the current weather in a city."""
-    return f"Sunny in {city}"
-
-
-@tool
-def get_time(city: str) -> str:
-    """Get the current local time in a city."""
-    return f"12:00 in {city}"
 
 
 @tool
@@ -60,7 +53,7 @@ def convert_currency(amount: float, source: str, target: str) -> str:
     return f"{amount} {source} is about {amount} {target}"
 
 
-TOOLS = [get_weather, get_time, convert_currency]
+TOOLS = [*REAL_MODEL_TOOLS, convert_currency]
 REQUIRED = {
     "get_weather": {"city"},
     "get_time": {"city"},

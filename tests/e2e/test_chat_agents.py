@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
-from langchain_core.tools import tool
 
 from langchain_obiguard import ChatObiguard
 from llama_index_obiguard import ObiguardFunctionCallingLLM
 from tests.e2e.conftest import Target
+from tests.support.agent_tools import REAL_MODEL_TOOLS
 
 agents = pytest.importorskip("langchain.agents")
 middleware = pytest.importorskip("langchain.agents.middleware")
@@ -24,18 +24,6 @@ middleware = pytest.importorskip("langchain.agents.middleware")
 MAX_TOKENS = 48
 MODEL_CALLS = 3
 QUESTION = "What is the weather in Paris, and what time is it there?"
-
-
-@tool
-def get_weather(city: str) -> str:
-    """Get the current weather in a city."""
-    return f"Sunny, 21 C in {city}"
-
-
-@tool
-def get_time(city: str) -> str:
-    """Get the current local time in a city."""
-    return f"12:00 in {city}"
 
 
 def fields(target: Target) -> dict[str, Any]:
@@ -53,7 +41,7 @@ def fields(target: Target) -> dict[str, Any]:
 def limited_agent(chat: ChatObiguard) -> Any:
     limit = middleware.ModelCallLimitMiddleware(run_limit=MODEL_CALLS, exit_behavior="end")
     return agents.create_agent(
-        chat, [get_weather, get_time], system_prompt="Use the tools.", middleware=[limit]
+        chat, list(REAL_MODEL_TOOLS), system_prompt="Use the tools.", middleware=[limit]
     )
 
 
@@ -93,7 +81,7 @@ async def test_create_agent_streams_tokens_on_the_real_model(target: Target) -> 
 def test_a_forced_call_on_the_real_model_is_a_call_or_an_invalid_one(target: Target) -> None:
     chat = ChatObiguard(**fields(target))
     try:
-        reply = chat.bind_tools([get_weather, get_time], tool_choice="get_weather").invoke(
+        reply = chat.bind_tools(list(REAL_MODEL_TOOLS), tool_choice="get_weather").invoke(
             "What is the weather in Paris?"
         )
     finally:
@@ -108,7 +96,7 @@ async def test_function_agent_ends_cleanly_on_the_real_model(target: Target) -> 
 
     llm = ObiguardFunctionCallingLLM(**fields(target), context_window=target.context_window)
     agent = FunctionAgent(
-        tools=[FunctionTool.from_defaults(fn) for fn in (get_weather.func, get_time.func)],
+        tools=[FunctionTool.from_defaults(tool.func) for tool in REAL_MODEL_TOOLS],
         llm=llm,
         system_prompt="Use the tools.",
         early_stopping_method="generate",

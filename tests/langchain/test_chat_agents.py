@@ -13,28 +13,16 @@ from langchain_core.messages import (
     HumanMessage,
     ToolMessage,
 )
-from langchain_core.tools import tool
 
 from langchain_obiguard import ChatObiguard, ObiguardLLM
 from tests.core.scripted import ScriptedGateway, call
+from tests.support.agent_tools import get_time, get_weather
 
 agents = pytest.importorskip("langchain.agents")
 graph = pytest.importorskip("langgraph.graph")
 
 QUESTION = "What is the weather and the local time in Paris?"
 ANSWER = "It is sunny in Paris, and it is noon there."
-
-
-@tool
-def get_weather(city: str) -> str:
-    """The weather in a city."""
-    return f"Sunny in {city}"
-
-
-@tool
-def get_time(city: str) -> str:
-    """The local time in a city."""
-    return f"12:00 in {city}"
 
 
 def two_step_gateway() -> ScriptedGateway:

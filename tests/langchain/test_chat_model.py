@@ -15,24 +15,12 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
-from langchain_core.tools import tool
 from pydantic import BaseModel
 
 from langchain_obiguard import ChatObiguard
 from obiguard_completions._adapter.chat_templates import ChatMessage, ChatTemplate
 from tests.core.scripted import API_KEY, PROVIDER_KEY, ScriptedGateway, call
-
-
-@tool
-def get_weather(city: str) -> str:
-    """The weather in a city."""
-    return f"Sunny in {city}"
-
-
-@tool
-def get_time(city: str) -> str:
-    """The local time in a city."""
-    return f"12:00 in {city}"
+from tests.support.agent_tools import get_time, get_weather
 
 
 def chat(gateway: ScriptedGateway, **fields: Any) -> ChatObiguard:
