@@ -9,13 +9,13 @@ import logging
 from typing import Any
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_obiguard import ObiguardLLM as LangChainLLM
 from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from obiguard_completions import GuardrailError
 from tests.fault_server import FaultServer, Reply, completion_json
 from tests.support import API_KEY
+from tests.support.callbacks import TokenRecorder
 from tests.support.guardrails import (
     EXPLANATION,
     PROMPT,
@@ -31,16 +31,6 @@ def _lc(server: FaultServer, **fields: Any) -> LangChainLLM:
 
 def _li(server: FaultServer, **fields: Any) -> LlamaIndexLLM:
     return LlamaIndexLLM(api_key=API_KEY, base_url=server.base_url, max_retries=0, **fields)
-
-
-class _Tokens(BaseCallbackHandler):
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-        self.chunks: list[Any] = []
-
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        self.tokens.append(token)
-        self.chunks.append(kwargs.get("chunk"))
 
 
 # -- 246: let through, verdicts attached -------------------------------------------------
@@ -96,7 +86,7 @@ def test_langchain_stream_puts_the_verdicts_on_the_final_chunk_only(
     fault_server: FaultServer,
 ) -> None:
     fault_server.script(Reply(status=246, sse_events=flagged_stream_events(["Hel", "lo"])))
-    handler = _Tokens()
+    handler = TokenRecorder()
     chunks = list(_lc(fault_server).stream(PROMPT, config={"callbacks": [handler]}))
     assert "".join(chunks) == "Hello"
     assert handler.tokens[:2] == ["Hel", "lo"]  # no empty token before the text
@@ -116,7 +106,7 @@ async def test_langchain_astream_final_callback_chunk_has_the_verdicts(
     fault_server: FaultServer,
 ) -> None:
     fault_server.script(Reply(status=246, sse_events=flagged_stream_events(["a", "b"])))
-    handler = _Tokens()
+    handler = TokenRecorder()
     texts = [t async for t in _lc(fault_server).astream(PROMPT, config={"callbacks": [handler]})]
     assert texts == ["a", "b", ""]
     assert handler.chunks[-1].generation_info["flagged"] is True

@@ -12,11 +12,10 @@ scenarios read and assert, so one scenario body serves both.
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
+from typing import Any
 
 import pytest
 from pydantic import SecretStr
@@ -120,30 +119,3 @@ def target(model_server_url: str) -> Target:
         streams_usage=False,  # stream_options.include_usage is ignored
         deterministic=True,  # --n_ubatch 1 and a seeded sampler
     )
-
-
-class _Closable(Protocol):
-    def close(self) -> None: ...
-
-    async def aclose(self) -> None: ...
-
-
-_LLM = TypeVar("_LLM", bound=_Closable)
-
-
-@contextlib.asynccontextmanager
-async def closing_factory(build: Callable[..., _LLM]) -> AsyncIterator[Callable[..., _LLM]]:
-    """`build` wrapped so every LLM it makes has its connection pools closed at the end."""
-    made: list[_LLM] = []
-
-    def make(**fields: Any) -> _LLM:
-        llm = build(**fields)
-        made.append(llm)
-        return llm
-
-    try:
-        yield make
-    finally:
-        for llm in made:
-            llm.close()
-            await llm.aclose()

@@ -21,7 +21,8 @@ from langchain_core.prompts import PromptTemplate
 
 from langchain_obiguard import ObiguardLLM
 from obiguard_completions import InternalServerError
-from tests.e2e.conftest import MAX_TOKENS, Target, closing_factory
+from tests.e2e.conftest import MAX_TOKENS, Target
+from tests.support.closing import closing_factory
 
 PROMPT = "The capital of France is"
 COUNTING = "1, 2, 3, 4, 5,"

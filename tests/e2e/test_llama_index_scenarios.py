@@ -16,7 +16,8 @@ from llama_index.core import Document, SummaryIndex
 from llama_index.core.base.llms.types import ChatMessage, CompletionResponse, MessageRole
 
 from llama_index_obiguard import ObiguardLLM
-from tests.e2e.conftest import MAX_TOKENS, Target, closing_factory
+from tests.e2e.conftest import MAX_TOKENS, Target
+from tests.support.closing import closing_factory
 
 PROMPT = "The capital of France is"
 COUNTING = "1, 2, 3, 4, 5,"

@@ -20,6 +20,7 @@ import pytest
 from pydantic import SecretStr
 
 from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy
+from tests.support.closing import closing_factory
 from tests.support.servers import load_script, local_model_server, prepare_model_server
 
 GATEWAY_DIR = Path(__file__).resolve().parent
@@ -118,10 +119,9 @@ async def gateway_client(gateway_url: str, upstream_url: str) -> AsyncIterator[C
     Keywords: any `GatewayOptions` field, plus `max_retries`, `raise_on_flagged`,
     `timeout` and `retry_policy` of the client.
     """
-    made: list[CompletionsClient] = []
     client_keys = {"max_retries", "raise_on_flagged", "timeout", "retry_policy"}
 
-    def make(**settings: Any) -> CompletionsClient:
+    def build(**settings: Any) -> CompletionsClient:
         client_settings = {k: settings.pop(k) for k in list(settings) if k in client_keys}
         client_settings.setdefault("timeout", 60.0)
         client_settings.setdefault(
@@ -134,11 +134,7 @@ async def gateway_client(gateway_url: str, upstream_url: str) -> AsyncIterator[C
             custom_host=settings.pop("custom_host", upstream_url),
             **settings,
         )
-        client = CompletionsClient(base_url=gateway_url, options=options, **client_settings)
-        made.append(client)
-        return client
+        return CompletionsClient(base_url=gateway_url, options=options, **client_settings)
 
-    yield make
-    for client in made:
-        client.close()
-        await client.aclose()
+    async with closing_factory(build) as make:
+        yield make

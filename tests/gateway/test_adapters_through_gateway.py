@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pytest
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessageChunk
 
 from langchain_obiguard import ChatObiguard
@@ -31,6 +30,8 @@ from obiguard_completions import (
 )
 from tests.fault_server import FaultServer, Reply, error_json
 from tests.gateway.conftest import DENY_HELLO, FLAG_HELLO, PASS_HELLO
+from tests.support.callbacks import TokenRecorder
+from tests.support.closing import closing_factory
 
 PROMPT = "Hello, my name is"
 """Contains "Hello": fails `DENY_HELLO`/`FLAG_HELLO`, passes `PASS_HELLO`."""
@@ -52,10 +53,9 @@ async def make_llm(
     """`make_llm(framework_or_class, **fields)`: an adapter LLM of the gateway, routed to
     llama.cpp (provider `openai`, `custom_host`) unless the fields say otherwise; greedy,
     `MAX_TOKENS` tokens, no retries unless asked; its pools are closed after the test."""
-    made: list[Any] = []
     classes: dict[str, Any] = {"langchain": LangChainLLM, "llama_index": LlamaIndexLLM}
 
-    def make(kind: Framework | type[Any], **fields: Any) -> Any:
+    def build(kind: Framework | type[Any], **fields: Any) -> Any:
         cls = classes[kind] if isinstance(kind, str) else kind
         settings: dict[str, Any] = {
             "api_key": "obg-local-test-key",
@@ -70,28 +70,10 @@ async def make_llm(
             "timeout": 60.0,
             **fields,
         }
-        llm = cls(**settings)
-        made.append(llm)
-        return llm
+        return cls(**settings)
 
-    yield make
-    for llm in made:
-        llm.close()
-        await llm.aclose()
-
-
-class _Tokens(BaseCallbackHandler):
-    """What LangChain hands to callbacks: every new token and its chunk, in order."""
-
-    run_inline = True
-
-    def __init__(self) -> None:
-        self.tokens: list[str] = []
-        self.chunks: list[Any] = []
-
-    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
-        self.tokens.append(token)
-        self.chunks.append(kwargs.get("chunk"))
+    async with closing_factory(build) as make:
+        yield make
 
 
 @dataclass
@@ -115,7 +97,7 @@ async def _call(llm: Any, mode: Mode, prompt: str = PROMPT, **kwargs: Any) -> Se
     `agenerate` / `stream` / `astream` with a callback; LlamaIndex `complete` /
     `acomplete` / `stream_complete` / `astream_complete`)."""
     if isinstance(llm, LangChainLLM):
-        handler = _Tokens()
+        handler = TokenRecorder()
         config: Any = {"callbacks": [handler]}
         if mode in ("sync", "async"):
             result = (
@@ -173,7 +155,7 @@ async def test_a_denied_input_is_a_guardrail_error_naming_the_check(
     make_llm: LLMFactory, framework: Framework, mode: Mode
 ) -> None:
     llm = make_llm(framework, config=DENY_HELLO, max_retries=2)
-    handler = _Tokens()
+    handler = TokenRecorder()
     with pytest.raises(GuardrailError) as caught:
         if isinstance(llm, LangChainLLM) and mode in ("stream", "astream"):
             config: Any = {"callbacks": [handler]}
