@@ -161,8 +161,9 @@ def test_secrets_in_an_explanation_are_redacted() -> None:
 def test_a_placeholder_key_does_not_mangle_the_message_or_the_body(placeholder: str) -> None:
     error = status_error(446, {}, json.dumps(denied_body()).encode(), (placeholder,))
     assert EXPLANATION in error.message
-    assert error.body["hook_results"]["before_request_hooks"][0]["checks"][0]["data"] == (
-        denied_body()["hook_results"]["before_request_hooks"][0]["checks"][0]["data"]
+    assert (
+        error.body["hook_results"]["before_request_hooks"][0]["checks"][0]["data"]
+        == (denied_body()["hook_results"]["before_request_hooks"][0]["checks"][0]["data"])
     )
 
 
