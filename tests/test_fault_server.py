@@ -195,7 +195,9 @@ def test_event_delay(server: FaultServer) -> None:
 async def test_200_concurrent_async_requests(server: FaultServer) -> None:
     # The delay keeps every request in flight at once, so each needs its own connection.
     server.script(*[Reply(json_body={"i": i}, delay=0.3) for i in range(200)])
-    limits = httpx.Limits(max_connections=250, max_keepalive_connections=250)
+    # keepalive_expiry: on a loaded machine the gather outlasts httpx's 5 s default, and the
+    # pool would close the first idle connections before they are counted.
+    limits = httpx.Limits(max_connections=250, max_keepalive_connections=250, keepalive_expiry=60)
     async with httpx.AsyncClient(limits=limits, timeout=10.0) as client:
         responses = await asyncio.gather(
             *[
