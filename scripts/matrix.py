@@ -10,7 +10,8 @@ e2e (llama.cpp server), live or gateway tiers. At the end a table shows, per
 environment, the versions it resolved and passed/skipped/failed.
 
     python3 scripts/matrix.py            # every environment (make matrix)
-    python3 scripts/matrix.py --ci       # the CI subset: lowest and newest of each framework
+    python3 scripts/matrix.py --ci       # the CI subset: lowest and newest of each framework,
+                                         # the transport floors and the lowest-direct run
     python3 scripts/matrix.py --list     # the environments and their pins
     python3 scripts/matrix.py lc-floor li-newest   # chosen environments
 
@@ -205,6 +206,7 @@ def environments() -> list[Env]:
             BOTH,
             "3.10",
             resolution="lowest-direct",
+            ci=True,
             note="uv --resolution lowest-direct: every direct dependency at its floor",
         ),
     ]
