@@ -457,6 +457,7 @@ def main(argv: list[str] | None = None) -> int:
             flags = f" --resolution {e.resolution}" if e.resolution != "highest" else ""
             ci = " [ci]" if e.ci else ""
             print(f"{e.name:20} py{e.python} .[{','.join((*e.extras, 'test'))}] {pins}{flags}{ci}")
+            print(f"{'':20} {e.note}")
         return 0
     if args.names:
         unknown = set(args.names) - {e.name for e in envs}
