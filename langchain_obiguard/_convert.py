@@ -203,7 +203,10 @@ def chunk_generations(chunk: Completion, *, with_index: bool) -> list[Generation
             info = {"logprobs": _logprobs(choice.logprobs)}
         if with_index:
             info = {"index": choice.index} if info is None else {**info, "index": choice.index}
-        out.append(GenerationChunk(text=choice.text, generation_info=info))
+        if info is None:  # the common case: one keyword less to validate, per token
+            out.append(GenerationChunk(text=choice.text))
+        else:
+            out.append(GenerationChunk(text=choice.text, generation_info=info))
     return out
 
 

@@ -86,8 +86,28 @@ def add_usage(kwargs: dict[str, Any], usage: CompletionUsage | None) -> None:
         kwargs["total_tokens"] = usage.total_tokens
 
 
-# `model_dump()` minus its keyword handling: this runs once per streamed chunk.
-_as_dict = Completion.__pydantic_serializer__.to_python
+def _as_dict(completion: Completion) -> dict[str, Any]:
+    """`model_dump()` minus its keyword handling (the serializer is looked up on the
+    instance: the model builds it on first use, not at import)."""
+    raw: dict[str, Any] = completion.__pydantic_serializer__.to_python(completion)
+    return raw
+
+
+def _chunk_dict(chunk: Completion) -> dict[str, Any]:
+    """`_as_dict(chunk)`, built directly for the plain chunks of a stream (no usage, no
+    logprobs, no unknown fields: then the dump is the fields as they are, choices as
+    dicts); any other chunk goes through pydantic's serializer. Once per streamed chunk."""
+    fields = chunk.__dict__
+    if fields["usage"] is not None or chunk.__pydantic_extra__:
+        return _as_dict(chunk)
+    choices = []
+    for choice in fields["choices"]:
+        if choice.logprobs is not None or choice.__pydantic_extra__:
+            return _as_dict(chunk)
+        choices.append(dict(choice.__dict__))
+    raw = dict(fields)
+    raw["choices"] = choices
+    return raw
 
 
 def completion_response(completion: Completion) -> CompletionResponse:
@@ -133,10 +153,11 @@ class StreamAccumulator:
         """The response for one chunk of `stream`."""
         fold = self.fold
         fold.add(chunk)
-        if self._gateway is None:
+        gateway = self._gateway
+        if gateway is None:
             # The verdicts come before the first chunk: the stream knows them by now.
             fold.finish(stream)
-            self._gateway = answer_kwargs(fold.gateway, fold.hook_results, fold.flagged)
+            gateway = self._gateway = answer_kwargs(fold.gateway, fold.hook_results, fold.flagged)
         delta = ""
         logprobs = None
         for choice in chunk.choices:
@@ -146,8 +167,7 @@ class StreamAccumulator:
                     logprobs = to_logprobs(choice.logprobs)
         if delta:
             self._text += delta
-        kwargs = dict(self._gateway)
-        kwargs["finish_reason"] = fold.finish_reason(0)
+        kwargs = {**gateway, "finish_reason": fold.finish_reason(0)}
         usage = chunk.usage
         if usage is not None:
             add_usage(kwargs, usage)
@@ -157,7 +177,7 @@ class StreamAccumulator:
         return CompletionResponse(
             text=self._text,
             additional_kwargs=kwargs,
-            raw=_as_dict(chunk),
+            raw=_chunk_dict(chunk),
             logprobs=logprobs,
             delta=delta,
         )

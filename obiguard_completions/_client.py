@@ -38,7 +38,7 @@ from ._outcomes import (
 )
 from ._retry import RetryPolicy, next_delay
 from ._sse import aiter_events, iter_events
-from ._streaming import DONE, AsyncStream, Stream, decode_event
+from ._streaming import DONE, AsyncStream, Stream, decode_data
 from ._tls import Verify, tls_context
 from ._transport import AsyncPoolTransport, PoolTransport
 
@@ -306,23 +306,23 @@ class CompletionsClient:
                         response.headers, response.status_code
                     )
                     events = iter_events(response)
-                    for sse in events:
-                        item = decode_event(sse)
-                        if item is None:
-                            continue
-                        if isinstance(item, HookResults):
-                            holder.hook_results = item  # verdicts, not a chunk
-                            continue
-                        if not delivered:
-                            self._screen(holder)
-                        if item is DONE:
+                    for event, data in events:
+                        item = decode_data(event, data)
+                        if type(item) is Completion:  # the common case first
+                            if not delivered:
+                                self._screen(holder)
+                                delivered = True
+                            yield item
+                        elif item is DONE:
+                            if not delivered:
+                                self._screen(holder)
                             # Read to the end so the connection goes back to the pool.
                             with contextlib.suppress(*_STREAM_FAILURES):
                                 for _ in events:
                                     pass
                             return
-                        delivered = True
-                        yield item  # type: ignore[misc]
+                        elif isinstance(item, HookResults):
+                            holder.hook_results = item  # verdicts, not a chunk
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
@@ -498,23 +498,23 @@ class CompletionsClient:
                         response.headers, response.status_code
                     )
                     async with contextlib.aclosing(aiter_events(response)) as events:
-                        async for sse in events:
-                            item = decode_event(sse)
-                            if item is None:
-                                continue
-                            if isinstance(item, HookResults):
-                                holder.hook_results = item  # verdicts, not a chunk
-                                continue
-                            if not delivered:
-                                self._screen(holder)
-                            if item is DONE:
+                        async for event, data in events:
+                            item = decode_data(event, data)
+                            if type(item) is Completion:  # the common case first
+                                if not delivered:
+                                    self._screen(holder)
+                                    delivered = True
+                                yield item
+                            elif item is DONE:
+                                if not delivered:
+                                    self._screen(holder)
                                 # Read to the end so the connection goes back to the pool.
                                 with contextlib.suppress(*_STREAM_FAILURES):
                                     async for _ in events:
                                         pass
                                 return
-                            delivered = True
-                            yield item  # type: ignore[misc]
+                            elif isinstance(item, HookResults):
+                                holder.hook_results = item  # verdicts, not a chunk
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)

@@ -375,7 +375,8 @@ class Completion(BaseModel):
     @field_validator("choices")
     @classmethod
     def _sort_by_index(cls, choices: list[CompletionChoice]) -> list[CompletionChoice]:
-        if any(a.index > b.index for a, b in itertools.pairwise(choices)):
+        # `len` first: this runs for every stream chunk, which mostly has one choice.
+        if len(choices) > 1 and any(a.index > b.index for a, b in itertools.pairwise(choices)):
             choices.sort(key=lambda choice: choice.index)
         return choices
 

@@ -1,10 +1,18 @@
 """Response text -> server-sent events, with the one leading byte-order mark stripped.
 
-httpx-sse's decoders do the line and event work; its `EventSource` reads lines straight
-from the response, so a UTF-8 BOM before the first field turns `data:` into an unknown
-field name and the first event is lost. The SSE standard strips one leading U+FEFF;
-`EventDecoder` does, then feeds httpx-sse's decoders (pure, no I/O). `iter_events` and
-`aiter_events` are the thin readers over a response.
+Two steps, as the standard describes them: text -> lines (httpx-sse's `SSELineDecoder`:
+only `\\r\\n`, `\\r` and `\\n` end a line, a `\\r` at a chunk boundary is carried over),
+then lines -> events (`EventDecoder`: a blank line dispatches, `:` starts a comment,
+`field: value` with one leading space stripped; the rules and the state of httpx-sse's
+`SSEDecoder`, run as one loop over a chunk's lines because it runs for every line of
+every stream). httpx-sse's `EventSource` reads lines straight from the response, so a
+UTF-8 BOM before the first field would turn `data:` into an unknown field name and lose
+the first event: the standard strips one leading U+FEFF, and so does `EventDecoder`.
+
+Events are `(event, data)` pairs (`event` is `"message"` when the stream named none):
+the `id` and `retry` fields are tracked as the standard says but not handed out, as
+nothing here reconnects. `iter_events` and `aiter_events` are the thin readers over a
+response.
 """
 
 from __future__ import annotations
@@ -12,24 +20,32 @@ from __future__ import annotations
 from collections.abc import AsyncGenerator, Iterator
 
 import httpx
-from httpx_sse import ServerSentEvent, SSEError
-from httpx_sse._decoders import SSEDecoder, SSELineDecoder
+from httpx_sse import SSEError
+from httpx_sse._decoders import SSELineDecoder
 
-__all__ = ["BOM", "EventDecoder", "aiter_events", "iter_events"]
+__all__ = ["BOM", "Event", "EventDecoder", "aiter_events", "iter_events"]
 
 BOM = "\ufeff"
 """The byte-order mark, as decoded text."""
+
+Event = tuple[str, str]
+"""A dispatched event: its type (`"message"` unless named) and its data."""
 
 
 class EventDecoder:
     """Text chunks in, complete events out; a stream's leading BOM is dropped."""
 
+    __slots__ = ("_data", "_event", "_last_id", "_lines", "_retry", "_started")
+
     def __init__(self) -> None:
         self._lines = SSELineDecoder()
-        self._events = SSEDecoder()
         self._started = False
+        self._event = ""
+        self._data: list[str] = []
+        self._last_id = ""  # kept across events, as the standard says
+        self._retry: int | None = None
 
-    def feed(self, text: str) -> list[ServerSentEvent]:
+    def feed(self, text: str) -> list[Event]:
         """The events completed by this chunk of text."""
         if not self._started:
             if not text:
@@ -40,16 +56,36 @@ class EventDecoder:
                 return []
         return self._decode(self._lines.decode(text))
 
-    def flush(self) -> list[ServerSentEvent]:
+    def flush(self) -> list[Event]:
         """The events completed by the end of the stream."""
         return self._decode(self._lines.flush())
 
-    def _decode(self, lines: list[str]) -> list[ServerSentEvent]:
-        events = []
+    def _decode(self, lines: list[str]) -> list[Event]:
+        events: list[Event] = []
+        data = self._data
         for line in lines:
-            event = self._events.decode(line.rstrip("\n"))
-            if event is not None:
-                events.append(event)
+            if not line:  # a blank line dispatches what was gathered
+                if data or self._event or self._last_id or self._retry is not None:
+                    events.append((self._event or "message", "\n".join(data)))
+                    self._event = ""
+                    data = self._data = []
+                    self._retry = None
+                continue
+            if line[0] == ":":  # a comment
+                continue
+            field, _, value = line.partition(":")
+            if value[:1] == " ":
+                value = value[1:]
+            if field == "data":
+                data.append(value)
+            elif field == "event":
+                self._event = value
+            elif field == "id":
+                if "\0" not in value:
+                    self._last_id = value
+            elif field == "retry" and value.isascii() and value.isdigit():
+                self._retry = int(value)
+            # any other field is ignored
         return events
 
 
@@ -62,7 +98,7 @@ def _check_content_type(response: httpx.Response) -> None:
         )
 
 
-def iter_events(response: httpx.Response) -> Iterator[ServerSentEvent]:
+def iter_events(response: httpx.Response) -> Iterator[Event]:
     """The events of a streamed response."""
     _check_content_type(response)
     decoder = EventDecoder()
@@ -71,7 +107,7 @@ def iter_events(response: httpx.Response) -> Iterator[ServerSentEvent]:
     yield from decoder.flush()
 
 
-async def aiter_events(response: httpx.Response) -> AsyncGenerator[ServerSentEvent, None]:
+async def aiter_events(response: httpx.Response) -> AsyncGenerator[Event, None]:
     """Async twin of `iter_events`."""
     _check_content_type(response)
     decoder = EventDecoder()
