@@ -19,6 +19,8 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
+from langchain_obiguard import ObiguardLLM as LangChainLLM
+from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from obiguard_completions import CompletionsClient, GatewayOptions, RetryPolicy
 from tests.support.closing import closing_factory
 from tests.support.servers import load_script, local_model_server, prepare_model_server
@@ -135,6 +137,42 @@ async def gateway_client(gateway_url: str, upstream_url: str) -> AsyncIterator[C
             **settings,
         )
         return CompletionsClient(base_url=gateway_url, options=options, **client_settings)
+
+    async with closing_factory(build) as make:
+        yield make
+
+
+MAX_TOKENS = 4
+"""Tokens per call in this tier: enough to tell answers apart, fast on the small model."""
+LLMFactory = Callable[..., Any]
+"""`make_llm(framework_or_class, **fields)`."""
+
+
+@pytest.fixture
+async def make_llm(
+    gateway_url: str, upstream_url: str, model_alias: str
+) -> AsyncIterator[LLMFactory]:
+    """`make_llm(framework_or_class, **fields)`: an adapter LLM of the gateway, routed to
+    llama.cpp (provider `openai`, `custom_host`) unless the fields say otherwise; greedy,
+    `MAX_TOKENS` tokens, no retries unless asked; its pools are closed after the test."""
+    classes: dict[str, Any] = {"langchain": LangChainLLM, "llama_index": LlamaIndexLLM}
+
+    def build(kind: str | type[Any], **fields: Any) -> Any:
+        cls = classes[kind] if isinstance(kind, str) else kind
+        settings: dict[str, Any] = {
+            "api_key": "obg-local-test-key",
+            "base_url": gateway_url,
+            "provider": "openai",
+            "provider_api_key": "unused-by-llama.cpp",
+            "custom_host": upstream_url,
+            "model": model_alias,
+            "max_tokens": MAX_TOKENS,
+            "temperature": 0,
+            "max_retries": 0,
+            "timeout": 60.0,
+            **fields,
+        }
+        return cls(**settings)
 
     async with closing_factory(build) as make:
         yield make

@@ -11,7 +11,6 @@ fast. The guardrail configs are those of the transport tests (`conftest.py`).
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -20,7 +19,6 @@ from langchain_core.messages import AIMessageChunk
 
 from langchain_obiguard import ChatObiguard
 from langchain_obiguard import ObiguardLLM as LangChainLLM
-from llama_index_obiguard import ObiguardLLM as LlamaIndexLLM
 from obiguard_completions import (
     APIStatusError,
     APITimeoutError,
@@ -29,13 +27,11 @@ from obiguard_completions import (
     InternalServerError,
 )
 from tests.fault_server import FaultServer, Reply, error_json
-from tests.gateway.conftest import DENY_HELLO, FLAG_HELLO, PASS_HELLO
+from tests.gateway.conftest import DENY_HELLO, FLAG_HELLO, MAX_TOKENS, PASS_HELLO, LLMFactory
 from tests.support.callbacks import TokenRecorder
-from tests.support.closing import closing_factory
 
 PROMPT = "Hello, my name is"
 """Contains "Hello": fails `DENY_HELLO`/`FLAG_HELLO`, passes `PASS_HELLO`."""
-MAX_TOKENS = 4
 EXPLANATION = "Check failed for 'none' words. Some words were found."
 """What the gateway's `default.contains` check says when the prompt has the word."""
 
@@ -43,37 +39,6 @@ Framework = Literal["langchain", "llama_index"]
 Mode = Literal["sync", "async", "stream", "astream"]
 FRAMEWORKS: tuple[Framework, ...] = ("langchain", "llama_index")
 MODES: tuple[Mode, ...] = ("sync", "async", "stream", "astream")
-LLMFactory = Callable[..., Any]
-
-
-@pytest.fixture
-async def make_llm(
-    gateway_url: str, upstream_url: str, model_alias: str
-) -> AsyncIterator[LLMFactory]:
-    """`make_llm(framework_or_class, **fields)`: an adapter LLM of the gateway, routed to
-    llama.cpp (provider `openai`, `custom_host`) unless the fields say otherwise; greedy,
-    `MAX_TOKENS` tokens, no retries unless asked; its pools are closed after the test."""
-    classes: dict[str, Any] = {"langchain": LangChainLLM, "llama_index": LlamaIndexLLM}
-
-    def build(kind: Framework | type[Any], **fields: Any) -> Any:
-        cls = classes[kind] if isinstance(kind, str) else kind
-        settings: dict[str, Any] = {
-            "api_key": "obg-local-test-key",
-            "base_url": gateway_url,
-            "provider": "openai",
-            "provider_api_key": "unused-by-llama.cpp",
-            "custom_host": upstream_url,
-            "model": model_alias,
-            "max_tokens": MAX_TOKENS,
-            "temperature": 0,
-            "max_retries": 0,
-            "timeout": 60.0,
-            **fields,
-        }
-        return cls(**settings)
-
-    async with closing_factory(build) as make:
-        yield make
 
 
 @dataclass
