@@ -199,6 +199,20 @@ def environments() -> list[Env]:
             "3.11",
             note="newest llama-index-core on the [llama-index] pydantic floor",
         ),
+        *(
+            [
+                Env(
+                    "aiohttp-floor",
+                    ("aiohttp",),
+                    (floor("aiohttp", "aiohttp"),),
+                    TRANSPORT,
+                    "3.10",
+                    note="the optional aiohttp async backend at its floor",
+                )
+            ]
+            if "aiohttp" in FLOORS
+            else []
+        ),
         Env(
             "all-lowest-direct",
             ("all",),
