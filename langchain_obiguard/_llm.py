@@ -112,7 +112,10 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None,
         *,
         with_index: bool,
+        final: bool = False,
     ) -> Iterator[GenerationChunk]:
+        """The token chunks of one streamed request (then, with `final`, the empty last
+        chunk of `stream()`); each reaches `on_llm_new_token` before it is yielded."""
         with self.client.stream(request, extra_headers=headers) as stream:
             for completion in stream:
                 fold.add(completion)
@@ -121,6 +124,11 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
                         run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
             fold.finish(stream)
+        if final:
+            last = final_chunk(fold)
+            if run_manager is not None:
+                run_manager.on_llm_new_token(last.text, chunk=last)
+            yield last
 
     def _collect(
         self,
@@ -155,13 +163,11 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[GenerationChunk]:
+        # `_chunks` itself, not a generator around it: one step less per token.
         request, headers = self._stream_plan(prompt, stop, kwargs)
-        fold = StreamFold()
-        yield from self._chunks(request, headers, fold, run_manager, with_index=False)
-        final = final_chunk(fold)
-        if run_manager is not None:
-            run_manager.on_llm_new_token(final.text, chunk=final)
-        yield final
+        return self._chunks(
+            request, headers, StreamFold(), run_manager, with_index=False, final=True
+        )
 
     # -- async (the same steps, awaited) ------------------------------------------------
 
@@ -173,7 +179,9 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
         run_manager: AsyncCallbackManagerForLLMRun | None,
         *,
         with_index: bool,
+        final: bool = False,
     ) -> AsyncIterator[GenerationChunk]:
+        """Async twin of `_chunks`."""
         async with self.client.astream(request, extra_headers=headers) as stream:
             async for completion in stream:
                 fold.add(completion)
@@ -182,6 +190,11 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
                         await run_manager.on_llm_new_token(chunk.text, chunk=chunk)
                     yield chunk
             fold.finish(stream)
+        if final:
+            last = final_chunk(fold)
+            if run_manager is not None:
+                await run_manager.on_llm_new_token(last.text, chunk=last)
+            yield last
 
     async def _acollect(
         self,
@@ -210,18 +223,15 @@ class ObiguardLLM(LangChainSettings, BaseLLM):
             answers = await _all([client.acreate(r, extra_headers=headers) for r in plan.requests])
         return to_llm_result(answers, plan)
 
-    async def _astream(
+    def _astream(
         self,
         prompt: str,
         stop: list[str] | None = None,
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[GenerationChunk]:
+        # `_achunks` itself, not an async generator around it: one await less per token.
         request, headers = self._stream_plan(prompt, stop, kwargs)
-        fold = StreamFold()
-        async for chunk in self._achunks(request, headers, fold, run_manager, with_index=False):
-            yield chunk
-        final = final_chunk(fold)
-        if run_manager is not None:
-            await run_manager.on_llm_new_token(final.text, chunk=final)
-        yield final
+        return self._achunks(
+            request, headers, StreamFold(), run_manager, with_index=False, final=True
+        )

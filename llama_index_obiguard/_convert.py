@@ -174,6 +174,10 @@ class StreamAccumulator:
             if fold.choice_count() > 1:
                 kwargs["choices"] = fold.choices()
                 self._summarized = True
+        if logprobs is None:  # the common case: one keyword less to validate, per chunk
+            return CompletionResponse(
+                text=self._text, additional_kwargs=kwargs, raw=_chunk_dict(chunk), delta=delta
+            )
         return CompletionResponse(
             text=self._text,
             additional_kwargs=kwargs,

@@ -37,7 +37,7 @@ from ._outcomes import (
     stream_error,
 )
 from ._retry import RetryPolicy, next_delay
-from ._sse import aiter_events, iter_events
+from ._sse import aiter_event_batches, iter_event_batches
 from ._streaming import DONE, AsyncStream, Stream, decode_data
 from ._tls import Verify, tls_context
 from ._transport import AsyncPoolTransport, PoolTransport
@@ -305,24 +305,25 @@ class CompletionsClient:
                     holder.gateway = GatewayInfo.from_headers(
                         response.headers, response.status_code
                     )
-                    events = iter_events(response)
-                    for event, data in events:
-                        item = decode_data(event, data)
-                        if type(item) is Completion:  # the common case first
-                            if not delivered:
-                                self._screen(holder)
-                                delivered = True
-                            yield item
-                        elif item is DONE:
-                            if not delivered:
-                                self._screen(holder)
-                            # Read to the end so the connection goes back to the pool.
-                            with contextlib.suppress(*_STREAM_FAILURES):
-                                for _ in events:
-                                    pass
-                            return
-                        elif isinstance(item, HookResults):
-                            holder.hook_results = item  # verdicts, not a chunk
+                    batches = iter_event_batches(response)
+                    for events in batches:
+                        for event, data in events:
+                            item = decode_data(event, data)
+                            if type(item) is Completion:  # the common case first
+                                if not delivered:
+                                    self._screen(holder)
+                                    delivered = True
+                                yield item
+                            elif item is DONE:
+                                if not delivered:
+                                    self._screen(holder)
+                                # Read to the end so the connection goes back to the pool.
+                                with contextlib.suppress(*_STREAM_FAILURES):
+                                    for _ in batches:
+                                        pass
+                                return
+                            elif isinstance(item, HookResults):
+                                holder.hook_results = item  # verdicts, not a chunk
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
@@ -497,24 +498,25 @@ class CompletionsClient:
                     holder.gateway = GatewayInfo.from_headers(
                         response.headers, response.status_code
                     )
-                    async with contextlib.aclosing(aiter_events(response)) as events:
-                        async for event, data in events:
-                            item = decode_data(event, data)
-                            if type(item) is Completion:  # the common case first
-                                if not delivered:
-                                    self._screen(holder)
-                                    delivered = True
-                                yield item
-                            elif item is DONE:
-                                if not delivered:
-                                    self._screen(holder)
-                                # Read to the end so the connection goes back to the pool.
-                                with contextlib.suppress(*_STREAM_FAILURES):
-                                    async for _ in events:
-                                        pass
-                                return
-                            elif isinstance(item, HookResults):
-                                holder.hook_results = item  # verdicts, not a chunk
+                    async with contextlib.aclosing(aiter_event_batches(response)) as batches:
+                        async for events in batches:
+                            for event, data in events:
+                                item = decode_data(event, data)
+                                if type(item) is Completion:  # the common case first
+                                    if not delivered:
+                                        self._screen(holder)
+                                        delivered = True
+                                    yield item
+                                elif item is DONE:
+                                    if not delivered:
+                                        self._screen(holder)
+                                    # Read to the end: the connection goes back to the pool.
+                                    with contextlib.suppress(*_STREAM_FAILURES):
+                                        async for _ in batches:
+                                            pass
+                                    return
+                                elif isinstance(item, HookResults):
+                                    holder.hook_results = item  # verdicts, not a chunk
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)

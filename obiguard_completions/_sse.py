@@ -11,8 +11,8 @@ the first event: the standard strips one leading U+FEFF, and so does `EventDecod
 
 Events are `(event, data)` pairs (`event` is `"message"` when the stream named none):
 the `id` and `retry` fields are tracked as the standard says but not handed out, as
-nothing here reconnects. `iter_events` and `aiter_events` are the thin readers over a
-response.
+nothing here reconnects. `iter_event_batches` and `aiter_event_batches` are the thin
+readers over a response.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import httpx
 from httpx_sse import SSEError
 from httpx_sse._decoders import SSELineDecoder
 
-__all__ = ["BOM", "Event", "EventDecoder", "aiter_events", "iter_events"]
+__all__ = ["BOM", "Event", "EventDecoder", "aiter_event_batches", "iter_event_batches"]
 
 BOM = "\ufeff"
 """The byte-order mark, as decoded text."""
@@ -64,6 +64,9 @@ class EventDecoder:
         events: list[Event] = []
         data = self._data
         for line in lines:
+            if line[:6] == "data: ":  # the usual line, its one space stripped
+                data.append(line[6:])
+                continue
             if not line:  # a blank line dispatches what was gathered
                 if data or self._event or self._last_id or self._retry is not None:
                     events.append((self._event or "message", "\n".join(data)))
@@ -98,21 +101,21 @@ def _check_content_type(response: httpx.Response) -> None:
         )
 
 
-def iter_events(response: httpx.Response) -> Iterator[Event]:
-    """The events of a streamed response."""
+def iter_event_batches(response: httpx.Response) -> Iterator[list[Event]]:
+    """The events of a streamed response, a list per piece of text read (the end of
+    the stream's included): the per-event loop is the caller's, with no generator step
+    per event."""
     _check_content_type(response)
     decoder = EventDecoder()
     for text in response.iter_text():
-        yield from decoder.feed(text)
-    yield from decoder.flush()
+        yield decoder.feed(text)
+    yield decoder.flush()
 
 
-async def aiter_events(response: httpx.Response) -> AsyncGenerator[Event, None]:
-    """Async twin of `iter_events`."""
+async def aiter_event_batches(response: httpx.Response) -> AsyncGenerator[list[Event], None]:
+    """Async twin of `iter_event_batches`."""
     _check_content_type(response)
     decoder = EventDecoder()
     async for text in response.aiter_text():
-        for event in decoder.feed(text):
-            yield event
-    for event in decoder.flush():
-        yield event
+        yield decoder.feed(text)
+    yield decoder.flush()
