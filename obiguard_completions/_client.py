@@ -17,7 +17,7 @@ import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 from httpx_sse import SSEError
@@ -42,10 +42,20 @@ from ._streaming import DONE, AsyncStream, Stream, decode_data
 from ._tls import Verify, tls_context
 from ._transport import AsyncPoolTransport, PoolTransport
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_TIMEOUT", "CompletionsClient"]
+__all__ = [
+    "ASYNC_BACKENDS",
+    "DEFAULT_BASE_URL",
+    "DEFAULT_TIMEOUT",
+    "AsyncBackend",
+    "CompletionsClient",
+]
 
 DEFAULT_BASE_URL = "https://gateway.obiguard.ai/v1"
 DEFAULT_TIMEOUT = 60.0
+AsyncBackend = Literal["httpx", "aiohttp"]
+"""The connection pool of the async calls: httpx's own, or aiohttp's (the `aiohttp`
+extra; see `_aiohttp`)."""
+ASYNC_BACKENDS: tuple[str, ...] = ("httpx", "aiohttp")
 _LIMITS = httpx.Limits(max_connections=100, max_keepalive_connections=100)
 _STREAM_FAILURES = (httpx.HTTPError, SSEError, ObiguardError)
 _DEADLINE_SLACK = 0.05
@@ -86,6 +96,7 @@ class _PoolSettings:
     timeout: httpx.Timeout
     headers: dict[str, str]
     tls: Any
+    async_backend: str = "httpx"
 
 
 def _new_pool(settings: _PoolSettings) -> httpx.Client:
@@ -94,8 +105,24 @@ def _new_pool(settings: _PoolSettings) -> httpx.Client:
 
 
 def _new_async_pool(settings: _PoolSettings) -> httpx.AsyncClient:
-    transport = AsyncPoolTransport(httpx.AsyncHTTPTransport(verify=settings.tls, limits=_LIMITS))
+    transport: httpx.AsyncBaseTransport
+    if settings.async_backend == "aiohttp":
+        from ._aiohttp import AiohttpTransport
+
+        transport = AiohttpTransport(settings.tls, _LIMITS)
+    else:
+        transport = AsyncPoolTransport(
+            httpx.AsyncHTTPTransport(verify=settings.tls, limits=_LIMITS)
+        )
     return httpx.AsyncClient(transport=transport, **_pool_options(settings))
+
+
+def _abandon(pool: httpx.AsyncClient, *, close_sockets: bool) -> None:
+    """An async pool dropped without awaiting: an aiohttp one is marked closed (else it
+    warns when collected); httpx's needs nothing."""
+    abandon = getattr(pool._transport, "abandon", None)
+    if abandon is not None:
+        abandon(close_sockets=close_sockets)
 
 
 def _attempt_options(timeout: httpx.Timeout, deadline: float | None) -> dict[str, Any]:
@@ -144,6 +171,7 @@ class CompletionsClient:
         raise_on_flagged: bool = False,
         total_timeout: float | None = None,
         verify: Verify = True,
+        async_backend: AsyncBackend = "httpx",
     ) -> None:
         if max_retries < 0:
             raise RequestValidationError(f"max_retries must be >= 0, got {max_retries}")
@@ -155,6 +183,17 @@ class CompletionsClient:
             raise RequestValidationError(
                 f"total_timeout must be a number of seconds > 0 (or None), got {total_timeout!r}"
             )
+        if async_backend not in ASYNC_BACKENDS:
+            raise RequestValidationError(
+                f"async_backend must be one of {', '.join(map(repr, ASYNC_BACKENDS))}, "
+                f"got {async_backend!r}"
+            )
+        if async_backend == "aiohttp" and async_http_client is None:
+            from ._aiohttp import aiohttp_missing
+
+            missing = aiohttp_missing()
+            if missing is not None:
+                raise RequestValidationError(missing)
         self.base_url = base_url.rstrip("/")
         self.options = options or GatewayOptions()
         self.timeout = timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
@@ -163,6 +202,7 @@ class CompletionsClient:
         self.raise_on_flagged = raise_on_flagged
         self.total_timeout = total_timeout
         self.verify = verify
+        self.async_backend = async_backend
         self._url = f"{self.base_url}/completions"
         self._headers = {"content-type": "application/json", **self.options.to_headers()}
         self._secrets = self.options.secrets()
@@ -174,7 +214,10 @@ class CompletionsClient:
         self._lock = threading.Lock()
         owns_a_pool = self._owns_http or self._owns_ahttp
         self._pool_settings = _PoolSettings(
-            self.timeout, self._headers, tls_context(verify) if owns_a_pool else None
+            self.timeout,
+            self._headers,
+            tls_context(verify) if owns_a_pool else None,
+            async_backend,
         )
         _LIVE.add(self)
 
@@ -192,6 +235,7 @@ class CompletionsClient:
             raise_on_flagged=self.raise_on_flagged,
             total_timeout=self.total_timeout,
             verify=self.verify,
+            async_backend=self.async_backend,
         )
 
     def __repr__(self) -> str:
@@ -389,6 +433,8 @@ class CompletionsClient:
         if self._owns_http:
             self._http = None
         if self._owns_ahttp:
+            if self._ahttp is not None:
+                _abandon(self._ahttp, close_sockets=False)  # they are the parent's too
             self._ahttp = self._ahttp_loop = None
 
     def close(self) -> None:
@@ -433,6 +479,8 @@ class CompletionsClient:
         self._ahttp = self._ahttp_loop = None
         if old_loop is not None and old_loop.is_running() and not old_loop.is_closed():
             asyncio.run_coroutine_threadsafe(old.aclose(), old_loop)
+        else:
+            _abandon(old, close_sockets=True)
         return True
 
     async def acreate(

@@ -18,7 +18,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, Literal, cast
 
 import httpx
 from pydantic import (
@@ -162,6 +162,12 @@ class _TransportFields(BaseModel):
     `SSL_CERT_DIR` or `REQUESTS_CA_BUNDLE`, read when the client is made), a CA bundle
     path, `"system"` (the OS trust store; needs `pip install truststore`), an
     `ssl.SSLContext`, or False (no verification); not serialized."""
+    async_backend: Literal["httpx", "aiohttp"] = "httpx"
+    """The connection pool of the async calls: `"httpx"` (httpx's own), or `"aiohttp"`
+    (needs `pip install 'obiguard-integrations[aiohttp]'`): lighter per request and
+    more calls per second under concurrency, with the same retries, timeouts,
+    streaming, errors and secret handling (docs/performance.md). Not used with your
+    own `async_http_client`."""
     http_client: httpx.Client | None = Field(default=None, exclude=True, repr=False)
     """Your own `httpx.Client` for the sync calls (left open on close); not serialized."""
     async_http_client: httpx.AsyncClient | None = Field(
@@ -453,6 +459,7 @@ class ObiguardFields(_TransportFields, _BodyFields):
             async_http_client=self.async_http_client,
             total_timeout=self.total_timeout,
             verify=self.verify,
+            async_backend=self.async_backend,
         )
 
     def close(self) -> None:

@@ -97,11 +97,18 @@ async def test_transient_failure_then_success_recovers(
 
 @pytest.mark.parametrize("max_retries", [0, 1, 4])
 async def test_attempts_are_one_plus_max_retries(
-    fault_server: FaultServer, fast_retry: RetryPolicy, mode: str, max_retries: int
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    mode: str,
+    max_retries: int,
+    async_backend: str,
 ) -> None:
     fault_server.script(*_failing(500, count=10))
     client = CompletionsClient(
-        base_url=fault_server.base_url, max_retries=max_retries, retry_policy=fast_retry
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        max_retries=max_retries,
+        retry_policy=fast_retry,
     )
     with pytest.raises(InternalServerError):
         await call(client, mode)
@@ -150,11 +157,15 @@ async def test_retry_after_ms_is_honoured(fault_server: FaultServer, mode: str) 
 
 
 @pytest.mark.parametrize("mode", ["create", "astream"])  # a date waits up to 1 s: two modes
-async def test_retry_after_http_date_is_honoured(fault_server: FaultServer, mode: str) -> None:
+async def test_retry_after_http_date_is_honoured(
+    fault_server: FaultServer, mode: str, async_backend: str
+) -> None:
     soon = email.utils.formatdate(time.time() + 1, usegmt=True)  # whole seconds: 0-1 s
     fault_server.script(Reply(status=429, headers={"retry-after": soon}, json_body=error_json("")))
     policy = RetryPolicy(initial_delay=0.001, max_delay=0.01, max_retry_after=2.0)
-    client = CompletionsClient(base_url=fault_server.base_url, retry_policy=policy)
+    client = CompletionsClient(
+        async_backend=async_backend, base_url=fault_server.base_url, retry_policy=policy
+    )
     assert text_of(await call(client, mode)) == DEFAULT_TEXT
     client.close()
     await client.aclose()
@@ -164,14 +175,19 @@ async def test_retry_after_http_date_is_honoured(fault_server: FaultServer, mode
 
 @pytest.mark.parametrize("wish", ["100", "99999", "http-date"])
 async def test_retry_after_beyond_the_cap_raises_at_once(
-    fault_server: FaultServer, mode: str, wish: str
+    fault_server: FaultServer,
+    mode: str,
+    wish: str,
+    async_backend: str,
 ) -> None:
     if wish == "http-date":
         wish = email.utils.formatdate(time.time() + 60, usegmt=True)
     fault_server.script(
         Reply(status=429, headers={"retry-after": wish}, json_body=error_json("no"))
     )
-    client = CompletionsClient(base_url=fault_server.base_url, retry_policy=PATIENT)
+    client = CompletionsClient(
+        async_backend=async_backend, base_url=fault_server.base_url, retry_policy=PATIENT
+    )
     started = time.monotonic()
     with pytest.raises(RateLimitError) as caught:
         await call(client, mode)
@@ -260,7 +276,10 @@ async def test_connection_closed_without_answer_is_retried_then_raised(
 
 
 async def test_read_timeout_is_retried_then_raised(
-    fault_server: FaultServer, fast_retry: RetryPolicy, mode: str
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    mode: str,
+    async_backend: str,
 ) -> None:
     fault_server.script(*[Reply(action="hang")] * 3)
     client = CompletionsClient(base_url=fault_server.base_url, retry_policy=fast_retry, timeout=0.1)

@@ -113,10 +113,18 @@ async def test_clean_end_without_done_raises_after_the_chunks(
 
 
 async def test_read_timeout_mid_stream_raises_timeout_without_retry(
-    fault_server: FaultServer, fast_retry: RetryPolicy, stream_mode: str
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    stream_mode: str,
+    async_backend: str,
 ) -> None:
     fault_server.script(Reply(sse_events=completion_stream(TOKENS), stall_after_events=1))
-    client = CompletionsClient(base_url=fault_server.base_url, retry_policy=fast_retry, timeout=0.2)
+    client = CompletionsClient(
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        retry_policy=fast_retry,
+        timeout=0.2,
+    )
     chunks: list[Completion] = []
     with pytest.raises(APITimeoutError):
         await _collect(client, stream_mode, chunks)
@@ -127,10 +135,18 @@ async def test_read_timeout_mid_stream_raises_timeout_without_retry(
 
 
 async def test_stall_before_first_event_is_retried(
-    fault_server: FaultServer, fast_retry: RetryPolicy, stream_mode: str
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    stream_mode: str,
+    async_backend: str,
 ) -> None:
     fault_server.script(Reply(sse_events=completion_stream(TOKENS), stall_after_events=0))
-    client = CompletionsClient(base_url=fault_server.base_url, retry_policy=fast_retry, timeout=0.2)
+    client = CompletionsClient(
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        retry_policy=fast_retry,
+        timeout=0.2,
+    )
     assert text_of(await call(client, stream_mode)) == DEFAULT_TEXT
     client.close()
     await client.aclose()
@@ -203,11 +219,19 @@ def test_nothing_is_sent_before_iteration(
 
 
 async def test_stream_complete_at_done_even_if_server_keeps_response_open(
-    fault_server: FaultServer, fast_retry: RetryPolicy, stream_mode: str
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    stream_mode: str,
+    async_backend: str,
 ) -> None:
     events = completion_stream(TOKENS)
     fault_server.script(Reply(sse_events=events, stall_after_events=len(events)))
-    client = CompletionsClient(base_url=fault_server.base_url, retry_policy=fast_retry, timeout=0.3)
+    client = CompletionsClient(
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        retry_policy=fast_retry,
+        timeout=0.3,
+    )
     chunks = await call(client, stream_mode)
     client.close()
     await client.aclose()

@@ -104,8 +104,10 @@ def test_close_closes_every_pooled_socket(fault_server: FaultServer) -> None:
     assert fault_server.wait_until_idle(timeout=2.0)
 
 
-async def test_aclose_closes_every_pooled_socket(fault_server: FaultServer) -> None:
-    client = CompletionsClient(base_url=fault_server.base_url)
+async def test_aclose_closes_every_pooled_socket(
+    fault_server: FaultServer, async_backend: str
+) -> None:
+    client = CompletionsClient(async_backend=async_backend, base_url=fault_server.base_url)
     await asyncio.gather(*(client.acreate(make_request("acreate")) for _ in range(5)))
     assert fault_server.open_connections >= 1
     await client.aclose()

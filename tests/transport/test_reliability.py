@@ -240,13 +240,20 @@ def _drip(mode: str) -> Reply:
 
 
 async def test_total_timeout_bounds_a_dripping_server(
-    fault_server: FaultServer, fast_retry: RetryPolicy, mode: str
+    fault_server: FaultServer,
+    fast_retry: RetryPolicy,
+    mode: str,
+    async_backend: str,
 ) -> None:
     # One byte every 20 ms: the 5 s read timeout never fires; alone, the call lasts
     # 10+ s (issue 10: "a timeout=5 call alive 14 s").
     fault_server.script(*[_drip(mode)] * 3)
     client = CompletionsClient(
-        base_url=fault_server.base_url, timeout=5.0, total_timeout=0.5, retry_policy=fast_retry
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        timeout=5.0,
+        total_timeout=0.5,
+        retry_policy=fast_retry,
     )
     started = time.monotonic()
     with pytest.raises(APITimeoutError, match="total_timeout"):
@@ -258,13 +265,19 @@ async def test_total_timeout_bounds_a_dripping_server(
 
 
 async def test_retry_after_never_sleeps_past_the_deadline(
-    fault_server: FaultServer, mode: str
+    fault_server: FaultServer,
+    mode: str,
+    async_backend: str,
 ) -> None:
     busy = Reply(status=503, headers={"retry-after": "0.4"}, json_body=error_json("busy"))
     fault_server.script(busy, busy, busy)
     policy = RetryPolicy(max_retry_after=5.0)
     client = CompletionsClient(
-        base_url=fault_server.base_url, total_timeout=0.6, retry_policy=policy, max_retries=5
+        async_backend=async_backend,
+        base_url=fault_server.base_url,
+        total_timeout=0.6,
+        retry_policy=policy,
+        max_retries=5,
     )
     started = time.monotonic()
     with pytest.raises(InternalServerError):  # the server's answer, not a timeout
@@ -322,10 +335,15 @@ def tls_server(tls_files: tuple[Path, Path]) -> Iterator[FaultServer]:
 
 
 async def test_certificate_failure_is_clear_and_not_retried(
-    tls_server: FaultServer, mode: str, caplog: pytest.LogCaptureFixture
+    tls_server: FaultServer,
+    mode: str,
+    caplog: pytest.LogCaptureFixture,
+    async_backend: str,
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="obiguard_completions")
-    client = CompletionsClient(base_url=tls_server.base_url, retry_policy=SLOW_RETRY)
+    client = CompletionsClient(
+        async_backend=async_backend, base_url=tls_server.base_url, retry_policy=SLOW_RETRY
+    )
     started = time.monotonic()
     with pytest.raises(APIConnectionError) as caught:
         await call(client, mode)
@@ -338,11 +356,17 @@ async def test_certificate_failure_is_clear_and_not_retried(
 
 @pytest.mark.parametrize("how", ["path", "context"])
 async def test_verify_trusts_a_private_ca(
-    tls_server: FaultServer, tls_files: tuple[Path, Path], mode: str, how: str
+    tls_server: FaultServer,
+    tls_files: tuple[Path, Path],
+    mode: str,
+    how: str,
+    async_backend: str,
 ) -> None:
     cert = tls_files[0]
     verify = str(cert) if how == "path" else ssl.create_default_context(cafile=cert)
-    client = CompletionsClient(base_url=tls_server.base_url, verify=verify)
+    client = CompletionsClient(
+        async_backend=async_backend, base_url=tls_server.base_url, verify=verify
+    )
     assert text_of(await call(client, mode)) == DEFAULT_TEXT
     client.close()
     await client.aclose()
