@@ -147,6 +147,7 @@ class StreamAccumulator:
         self.fold = StreamFold()
         self._text = ""
         self._gateway: dict[str, Any] | None = None
+        self._finish_reason: str | None = None  # choice 0's, as `fold.finish_reason(0)`
         self._summarized = False
 
     def add(self, chunk: Completion, stream: Stream | AsyncStream) -> CompletionResponse:
@@ -165,9 +166,11 @@ class StreamAccumulator:
                 delta = choice.text
                 if choice.logprobs is not None:
                     logprobs = to_logprobs(choice.logprobs)
+                if choice.finish_reason is not None:
+                    self._finish_reason = choice.finish_reason
         if delta:
             self._text += delta
-        kwargs = {**gateway, "finish_reason": fold.finish_reason(0)}
+        kwargs = {**gateway, "finish_reason": self._finish_reason}
         usage = chunk.usage
         if usage is not None:
             add_usage(kwargs, usage)
