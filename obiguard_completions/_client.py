@@ -17,7 +17,7 @@ import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, cast
 
 import httpx
 from httpx_sse import SSEError
@@ -25,7 +25,6 @@ from httpx_sse import SSEError
 from ._deadline import DEADLINE, clip_timeout, seconds_left
 from ._errors import APITimeoutError, ObiguardError, RequestValidationError, StreamError
 from ._gateway_info import GatewayInfo
-from ._guardrails import HookResults
 from ._headers import check_headers
 from ._models import Completion, CompletionRequest
 from ._options import GatewayOptions, lower_names
@@ -40,7 +39,9 @@ from ._retry import RetryPolicy, next_delay
 from ._sse import aiter_event_batches, iter_event_batches
 from ._streaming import DONE, AsyncStream, Stream, decode_data
 from ._tls import Verify, tls_context
-from ._transport import AsyncPoolTransport, PoolTransport
+
+if TYPE_CHECKING:
+    from ._guardrails import HookResults
 
 __all__ = [
     "ASYNC_BACKENDS",
@@ -100,6 +101,8 @@ class _PoolSettings:
 
 
 def _new_pool(settings: _PoolSettings) -> httpx.Client:
+    from ._transport import PoolTransport  # httpcore loads with the first pool
+
     transport = PoolTransport(httpx.HTTPTransport(verify=settings.tls, limits=_LIMITS))
     return httpx.Client(transport=transport, **_pool_options(settings))
 
@@ -111,6 +114,8 @@ def _new_async_pool(settings: _PoolSettings) -> httpx.AsyncClient:
 
         transport = AiohttpTransport(settings.tls, _LIMITS)
     else:
+        from ._transport import AsyncPoolTransport
+
         transport = AsyncPoolTransport(
             httpx.AsyncHTTPTransport(verify=settings.tls, limits=_LIMITS)
         )
@@ -366,8 +371,8 @@ class CompletionsClient:
                                     for _ in batches:
                                         pass
                                 return
-                            elif isinstance(item, HookResults):
-                                holder.hook_results = item  # verdicts, not a chunk
+                            elif item is not None:  # the verdicts, not a chunk
+                                holder.hook_results = cast("HookResults", item)
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)
@@ -563,8 +568,8 @@ class CompletionsClient:
                                         async for _ in batches:
                                             pass
                                     return
-                                elif isinstance(item, HookResults):
-                                    holder.hook_results = item  # verdicts, not a chunk
+                                elif item is not None:  # the verdicts, not a chunk
+                                    holder.hook_results = cast("HookResults", item)
                     raise StreamError("stream ended before data: [DONE]", interrupted=True)
             except _STREAM_FAILURES as exc:
                 error = self._failure(exc, started)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -28,7 +28,9 @@ from pydantic import (
 
 from ._errors import RequestValidationError
 from ._gateway_info import GatewayInfo
-from ._guardrails import HookResults, read_hook_results
+
+if TYPE_CHECKING:  # the guardrail models load with the first verdicts read
+    from ._guardrails import HookResults
 
 __all__ = [
     "FIELD_BOUNDS",
@@ -400,6 +402,8 @@ class Completion(BaseModel):
         if private is not None and "hook_results" in private:
             cached: HookResults | None = private["hook_results"]
             return cached
+        from ._guardrails import read_hook_results
+
         parsed = read_hook_results(raw)
         if private is not None:
             private["hook_results"] = parsed

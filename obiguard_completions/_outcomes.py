@@ -11,7 +11,7 @@ import html
 import json
 import re
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 from httpx_sse import SSEError
@@ -29,11 +29,13 @@ from ._errors import (
     status_error_class,
 )
 from ._gateway_info import FLAGGED_STATUS, GatewayInfo
-from ._guardrails import HookResults, describe_failures, log_flagged, read_hook_results
 from ._models import Completion
 from ._retry import is_certificate_failure
 from ._secrets import redact
 from ._streaming import error_message
+
+if TYPE_CHECKING:  # the guardrail models load with the first verdicts read
+    from ._guardrails import HookResults
 
 __all__ = [
     "connection_error",
@@ -106,7 +108,11 @@ def status_error(
     reason = httpx.codes.get_reason_phrase(status_code) or "HTTP error"
     message = error_message(body, reason)
     message = _summary(message, status_code, headers, reason, text_body=isinstance(body, str))
-    hook_results = read_hook_results(body.get("hook_results")) if isinstance(body, dict) else None
+    hook_results = None
+    if isinstance(body, dict) and body.get("hook_results") is not None:
+        from ._guardrails import read_hook_results
+
+        hook_results = read_hook_results(body["hook_results"])
     if status_code == _BLOCKED:
         message = _guardrail_message("Blocked by a guardrail", hook_results, message)
     message = redact(message, secrets)
@@ -126,6 +132,8 @@ def status_error(
 
 
 def _guardrail_message(head: str, hook_results: HookResults | None, fallback: str) -> str:
+    from ._guardrails import describe_failures
+
     failures = describe_failures(hook_results)
     return f"{head}: {failures}" if failures else f"{head} ({fallback})"
 
@@ -166,6 +174,8 @@ def screen_flagged(
         return
     if raise_on_flagged:
         raise flagged_error(gateway, hook_results, secrets)
+    from ._guardrails import log_flagged
+
     log_flagged(hook_results, gateway.trace_id)
 
 

@@ -15,15 +15,17 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, Iterator
 from types import TracebackType
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
 from ._errors import StreamError
 from ._gateway_info import GatewayInfo
-from ._guardrails import HookResults, read_hook_results
 from ._models import Completion
+
+if TYPE_CHECKING:  # the guardrail models load with the first verdicts read
+    from ._guardrails import HookResults
 
 __all__ = ["DONE", "AsyncStream", "Stream", "decode_data", "decode_event", "error_message"]
 
@@ -86,6 +88,8 @@ def _load(data: str) -> Any:
 def _verdicts(payload: Any) -> HookResults | None:
     """The guardrail verdicts of a `{"hook_results": ...}` event without `choices`."""
     if isinstance(payload, dict) and "hook_results" in payload and not payload.get("choices"):
+        from ._guardrails import HookResults, read_hook_results
+
         return read_hook_results(payload["hook_results"]) or HookResults()
     return None
 
