@@ -99,3 +99,5 @@ async def test_react_agent_finishes_a_run_with_a_tool_call(
     assert str(result.response.content).strip() == "42"
     assert [call.tool_name for call in result.tool_calls] == ["multiply"]
     assert len(server.requests) == 2
+    # The model must not write its own observation: every ReAct step stops there.
+    assert all("Observation:" in request.json()["stop"] for request in server.requests)
