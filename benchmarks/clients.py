@@ -61,6 +61,7 @@ class ClientSpec:
     role: str  # "floor" (raw httpx), "noop", "fwfloor", "adapter", "peer"
     import_stmt: str
     make: Callable[[BaseFor], Bench]
+    async_only: bool = False  # the async backends: their sync calls are another row's
 
 
 # -- raw httpx: the floor ------------------------------------------------------------
@@ -161,6 +162,43 @@ class Raw(Bench):
 
     def batch(self, prompts: list[str], *, counted: bool = False) -> list[str]:
         return self.wire.batch(self.batch_url[counted], prompts)
+
+
+class RawAiohttp(Bench):
+    """The raw request of `raw` on an aiohttp session (async only): what aiohttp alone
+    costs, the reference of the adapters' aiohttp backend."""
+
+    def __init__(self, base_for: BaseFor) -> None:
+        self.url = {mode: base_for(mode) + "/completions" for mode in ("json", "stream64")}
+        self.headers = {"content-type": "application/json", "x-obiguard-api-key": "x"}
+        self._session: Any = None
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:  # made inside the running loop
+            import aiohttp
+
+            self._session = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=100), auto_decompress=False
+            )
+        return self._session
+
+    async def acall(self, prompt: str) -> str:
+        async with self.session.post(
+            self.url["json"], data=Wire.body(prompt), headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            return str(json.loads(await response.read())["choices"][0]["text"])
+
+    async def astream(self, prompt: str) -> AsyncIterator[str]:
+        async with self.session.post(
+            self.url["stream64"], data=Wire.body(prompt, True), headers=self.headers
+        ) as response:
+            response.raise_for_status()
+            async for raw in response.content:  # lines
+                delta = Wire._delta(raw.decode().rstrip("\r\n"))
+                if delta is not None:
+                    yield delta
 
 
 # -- openai SDK ------------------------------------------------------------------------
@@ -353,6 +391,17 @@ def _langchain_obiguard(base_for: BaseFor) -> Bench:
     )
 
 
+def _langchain_obiguard_aiohttp(base_for: BaseFor) -> Bench:
+    from langchain_obiguard import ObiguardLLM
+
+    return LangChain(
+        base_for,
+        lambda base: ObiguardLLM(
+            model=MODEL, api_key="x", base_url=base, max_tokens=MAX_TOKENS, async_backend="aiohttp"
+        ),
+    )
+
+
 def _langchain_openai(base_for: BaseFor) -> Bench:
     from langchain_openai import OpenAI
 
@@ -481,6 +530,17 @@ def _llama_index_obiguard(base_for: BaseFor) -> Bench:
     )
 
 
+def _llama_index_obiguard_aiohttp(base_for: BaseFor) -> Bench:
+    from llama_index_obiguard import ObiguardLLM
+
+    return LlamaIndex(
+        base_for,
+        lambda base: ObiguardLLM(
+            model=MODEL, api_key="x", base_url=base, max_tokens=MAX_TOKENS, async_backend="aiohttp"
+        ),
+    )
+
+
 def _openai_like(base_for: BaseFor) -> Bench:
     from llama_index.llms.openai_like import OpenAILike
 
@@ -502,6 +562,15 @@ _LI_CORE = "from llama_index.core.llms import CustomLLM"
 
 CLIENTS: list[ClientSpec] = [
     ClientSpec("raw", "raw httpx", "", "floor", "import json, httpx", Raw),
+    ClientSpec(
+        "raw_aiohttp",
+        "raw aiohttp (async only)",
+        "",
+        "peer",
+        "import json, aiohttp",
+        RawAiohttp,
+        async_only=True,
+    ),
     ClientSpec("openai", "openai SDK", "", "peer", "import openai", OpenAISDK),
     ClientSpec(
         "lc_noop", "LangChain do-nothing LLM", "langchain", "noop", _LC_CORE, _langchain_noop
@@ -521,6 +590,15 @@ CLIENTS: list[ClientSpec] = [
         "adapter",
         "from langchain_obiguard import ObiguardLLM",
         _langchain_obiguard,
+    ),
+    ClientSpec(
+        "lc_obiguard_aio",
+        "langchain_obiguard.ObiguardLLM, aiohttp backend",
+        "langchain",
+        "adapter",
+        "from langchain_obiguard import ObiguardLLM",
+        _langchain_obiguard_aiohttp,
+        async_only=True,
     ),
     ClientSpec(
         "lc_openai",
@@ -553,6 +631,15 @@ CLIENTS: list[ClientSpec] = [
         "adapter",
         "from llama_index_obiguard import ObiguardLLM",
         _llama_index_obiguard,
+    ),
+    ClientSpec(
+        "li_obiguard_aio",
+        "llama_index_obiguard.ObiguardLLM, aiohttp backend",
+        "llama_index",
+        "adapter",
+        "from llama_index_obiguard import ObiguardLLM",
+        _llama_index_obiguard_aiohttp,
+        async_only=True,
     ),
     ClientSpec(
         "openai_like",

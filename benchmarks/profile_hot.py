@@ -78,7 +78,7 @@ def main(argv: list[str]) -> None:
         async_ops = {
             "async": lambda: bench.acall("Say hi"),
             "astream": astream_once,
-            "concurrent": lambda: runner._concurrent(1000),
+            "concurrent": lambda: runner._concurrent(1000, 50),
         }
         # wall-clock timer: a CPU-time timer is a system call and would swamp small functions;
         # waiting for the server shows up only in the socket recv/select entries

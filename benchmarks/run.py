@@ -8,7 +8,9 @@ its own venv (benchmarks/.work/venv) and installs nginx with apt-get if it is mi
 
 Options:
     --quick            few iterations, one round: a smoke test (writes .work/RESULTS-quick.md)
-    --rounds N         worker processes per client, in alternating order (default 3)
+    --rounds N         worker processes per client, in alternating order (default 3); the
+                       first round of the floors and adapters also runs 10,000 calls at
+                       each concurrency
     --clients a,b      only these clients (names in benchmarks/clients.py)
     --strict           exit 1 if a target is missed
     --no-nginx         use the asyncio stand-in server (what happens when nginx is missing)
@@ -44,6 +46,15 @@ ADAPTER_IMPORTS = {
     "li_obiguard": "from llama_index_obiguard import ObiguardLLM",
 }
 IMPORT_REPEATS = 5
+BIG = {"raw", "raw_aiohttp", "lc_floor", "lc_obiguard", "lc_obiguard_aio"}
+BIG |= {"li_floor", "li_obiguard", "li_obiguard_aio"}
+"""Clients that also run 10,000 calls at each concurrency (in the first round only)."""
+EXTRA_IMPORTS = {
+    "httpx": "import httpx",
+    "transport": "import obiguard_completions",
+    "transport_models": "from obiguard_completions import CompletionsClient, CompletionRequest",
+}
+"""Import-only figures: the transport alone, against httpx."""
 VERSIONS = [
     "obiguard-integrations",
     "httpx",
@@ -66,13 +77,13 @@ def ensure_venv() -> None:
     stamp_file = VENV / ".bench-stamp"
     if VPY.exists() and stamp_file.exists() and stamp_file.read_text() == stamp:
         return
-    print(f"==> creating {VENV.relative_to(ROOT)} (-e .[all] + peers)", flush=True)
+    print(f"==> creating {VENV.relative_to(ROOT)} (-e .[all,aiohttp] + peers)", flush=True)
     WORK.mkdir(parents=True, exist_ok=True)
     if not VPY.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
     subprocess.run(
         [str(VPY), "-m", "pip", "install", "--quiet", "--disable-pip-version-check",
-         "-e", f"{ROOT}[all]", "-r", str(HERE / "requirements.txt")],
+         "-e", f"{ROOT}[all,aiohttp]", "-r", str(HERE / "requirements.txt")],
         check=True,
     )  # fmt: skip
     stamp_file.write_text(stamp)
@@ -172,12 +183,14 @@ def main() -> int:
 
     print("==> import times (fresh interpreter each)", flush=True)
     imports: dict[str, float] = {}
-    for name in chosen:  # writes bytecode caches, warms the disk
+    measured = [*chosen, *(f"stmt:{stmt}" for stmt in EXTRA_IMPORTS.values())]
+    for name in measured:  # writes bytecode caches, warms the disk
         run_worker(["--import-time", name], env)
     for _ in range(1 if opts.quick else IMPORT_REPEATS):  # round-robin: noise hits all alike
-        for name in chosen:
+        for name in measured:
             took = run_worker(["--import-time", name], env)["import"]
             imports[name] = min(took, imports.get(name, took))
+    extra_imports = {key: imports.pop(f"stmt:{stmt}") for key, stmt in EXTRA_IMPORTS.items()}
 
     server = CannedServer(WORK / "server", use_nginx=not opts.no_nginx)
     server.start()
@@ -192,6 +205,8 @@ def main() -> int:
                     continue
                 print(f"    round {r + 1}/{rounds}: {name}", flush=True)
                 args = [name, server.root] + (["--quick"] if opts.quick else [])
+                if r == 0 and name in BIG and not opts.quick:
+                    args.append("--big")  # 10,000 calls at each concurrency, once
                 try:
                     per_round[name].append(run_worker(args, env))
                 except (RuntimeError, subprocess.TimeoutExpired) as exc:
@@ -202,9 +217,14 @@ def main() -> int:
     counts = server.request_counts()
 
     results = report.combine(per_round, imports, counts)
+    results["_imports"] = extra_imports
     info.update(server=server.kind, rounds=rounds, quick=opts.quick)
     info["seconds"] = round(time.perf_counter() - started)
     info["load_end"] = os.getloadavg()[0]
+    # the raw figures first: a rendering error must not lose a long run
+    (WORK / "results.json").write_text(
+        json.dumps({"info": info, "results": results, "rounds": per_round}, indent=1)
+    )
     text, failed = report.render(results, errors, info)
     print()
     print(text)
@@ -214,9 +234,6 @@ def main() -> int:
         else HERE / "RESULTS.md"
     )
     out.write_text(text)
-    (WORK / "results.json").write_text(
-        json.dumps({"info": info, "results": results, "rounds": per_round}, indent=1)
-    )
     print(f"==> written: {out.relative_to(ROOT)} ({info['seconds']} s)")
     return 1 if opts.strict and failed else 0
 

@@ -1,6 +1,6 @@
 """Measure one client in this (fresh) process; print one JSON object on stdout.
 
-    python worker.py CLIENT SERVER_ROOT [--quick]
+    python worker.py CLIENT SERVER_ROOT [--quick] [--big]
     python worker.py --import-time CLIENT
 
 Client CPU is `time.process_time()` of this process (the server is another process);
@@ -26,7 +26,9 @@ from clients import BY_NAME, NOOP_TEXT, NOOP_TOKENS, Bench
 
 BATCH_PROMPTS = 100
 CONCURRENT_CALLS = 1000
-CONCURRENCY = 50
+CONCURRENCIES = (50, 200)
+BIG_CALLS = 10_000
+"""With `--big`: one run of this many calls at each concurrency too."""
 
 
 @dataclass(frozen=True)
@@ -83,9 +85,10 @@ async def ameasure(
 class Runner:
     """Runs every scenario on one client; `results` is what is printed."""
 
-    def __init__(self, bench: Bench, plan: Plan, *, noop: bool = False) -> None:
+    def __init__(self, bench: Bench, plan: Plan, *, noop: bool = False, big: bool = False) -> None:
         self.bench = bench
         self.noop = noop
+        self.big = big
         self.plan = plan
         self.results: dict[str, Any] = {}
         self.first_chunk: list[tuple[float, float]] = []
@@ -163,19 +166,27 @@ class Runner:
         runs = await ameasure(self._one_astream, p.streams, p.repeats, p.streams)
         self.results["astream"] = self._stream_figures(runs)
 
-        await self._concurrent(CONCURRENCY * 4)  # warm-up: opens the pool's connections
-        conc = []
-        for _ in range(p.conc_repeats):
+        for concurrency in CONCURRENCIES:
+            # warm-up: opens the pool's connections (at most 100: the pools' limit)
+            await self._concurrent(concurrency * 4, concurrency)
+            self.results[f"conc{concurrency}"] = await self._throughput(
+                CONCURRENT_CALLS, concurrency, p.conc_repeats
+            )
+            if self.big:
+                self.results[f"conc{concurrency}x10k"] = await self._throughput(
+                    BIG_CALLS, concurrency, 1
+                )
+
+    async def _throughput(self, calls: int, concurrency: int, repeats: int) -> dict[str, float]:
+        """The fastest of `repeats` runs of `calls` calls at `concurrency`."""
+        runs = []
+        for _ in range(repeats):
             gc.collect()
             c0, w0 = time.process_time(), time.perf_counter()
-            await self._concurrent(CONCURRENT_CALLS)
-            conc.append((time.process_time() - c0, time.perf_counter() - w0))
-        wall = min(w for _, w in conc)
-        self.results["concurrent"] = {
-            "throughput": CONCURRENT_CALLS / wall,
-            "cpu": min(c for c, _ in conc) / CONCURRENT_CALLS,
-            "wall": wall,
-        }
+            await self._concurrent(calls, concurrency)
+            runs.append((time.process_time() - c0, time.perf_counter() - w0))
+        wall = min(w for _, w in runs)
+        return {"throughput": calls / wall, "cpu": min(c for c, _ in runs) / calls, "wall": wall}
 
     async def _one_astream(self) -> None:
         c0, w0 = time.process_time(), time.perf_counter()
@@ -185,8 +196,8 @@ class Runner:
         async for _ in chunks:
             pass
 
-    async def _concurrent(self, total: int) -> None:
-        """`total` calls by CONCURRENCY workers sharing one counter."""
+    async def _concurrent(self, total: int, concurrency: int) -> None:
+        """`total` calls by `concurrency` workers sharing one counter."""
         left = total
 
         async def worker() -> None:
@@ -196,12 +207,13 @@ class Runner:
                 text = await self.bench.acall("Say hi")
                 assert text == NOOP_TEXT
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
 def import_time(name: str) -> None:
-    """Wall time of the client's import statement, in this fresh interpreter."""
-    stmt = BY_NAME[name].import_stmt
+    """Wall time of the client's import statement (or of `stmt:<statement>`), in this
+    fresh interpreter."""
+    stmt = name.removeprefix("stmt:") if name.startswith("stmt:") else BY_NAME[name].import_stmt
     t0 = time.perf_counter()
     exec(stmt, {})
     print(json.dumps({"import": time.perf_counter() - t0}))
@@ -219,9 +231,10 @@ def main(argv: list[str]) -> None:
     import_wall = time.perf_counter() - t0
 
     bench = spec.make(lambda mode: f"{root}/c/{name}/{mode}/v1")
-    runner = Runner(bench, plan, noop=spec.role == "noop")
-    runner.check()
-    runner.run_sync()
+    runner = Runner(bench, plan, noop=spec.role == "noop", big="--big" in argv)
+    if not spec.async_only:
+        runner.check()
+        runner.run_sync()
     asyncio.run(runner.run_async())
     runner.results["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     runner.results["import_in_worker"] = import_wall
