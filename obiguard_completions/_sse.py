@@ -1,7 +1,7 @@
 """Response text -> server-sent events, with the one leading byte-order mark stripped.
 
-Two steps, as the standard describes them: text -> lines (httpx-sse's `SSELineDecoder`:
-only `\\r\\n`, `\\r` and `\\n` end a line, a `\\r` at a chunk boundary is carried over),
+Two steps, as the standard describes them: text -> lines (`LineDecoder`: only `\\r\\n`,
+`\\r` and `\\n` end a line, a `\\r` at a chunk boundary waits for the next chunk),
 then lines -> events (`EventDecoder`: a blank line dispatches, `:` starts a comment,
 `field: value` with one leading space stripped; the rules and the state of httpx-sse's
 `SSEDecoder`, run as one loop over a chunk's lines because it runs for every line of
@@ -21,9 +21,15 @@ from collections.abc import AsyncGenerator, Iterator
 
 import httpx
 from httpx_sse import SSEError
-from httpx_sse._decoders import SSELineDecoder
 
-__all__ = ["BOM", "Event", "EventDecoder", "aiter_event_batches", "iter_event_batches"]
+__all__ = [
+    "BOM",
+    "Event",
+    "EventDecoder",
+    "LineDecoder",
+    "aiter_event_batches",
+    "iter_event_batches",
+]
 
 BOM = "\ufeff"
 """The byte-order mark, as decoded text."""
@@ -32,13 +38,51 @@ Event = tuple[str, str]
 """A dispatched event: its type (`"message"` unless named) and its data."""
 
 
+class LineDecoder:
+    """Text chunks in, complete lines out.
+
+    Only `\\r\\n`, `\\r` and `\\n` end a line: not the other breaks `str.splitlines()`
+    knows (U+2028, `\\x1c` ...), which may stand inside an event's JSON. A chunk ending in
+    `\\r` keeps it back: the next chunk may start with the `\\n` of the same line end.
+    """
+
+    __slots__ = ("_cr", "_pending")
+
+    def __init__(self) -> None:
+        self._pending = ""  # the start of a line not ended yet
+        self._cr = False  # a `\\r` held back from the end of the last chunk
+
+    def decode(self, text: str) -> list[str]:
+        """The lines this chunk ends."""
+        if self._cr:
+            text = "\r" + text
+            self._cr = False
+        if text[-1:] == "\r":
+            self._cr = True
+            text = text[:-1]
+        if self._pending:
+            text = self._pending + text
+        if "\r" in text:
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        lines = text.split("\n")
+        self._pending = lines.pop()
+        return lines
+
+    def flush(self) -> list[str]:
+        """At the end of the stream: the unended line, if there is one."""
+        if not self._pending and not self._cr:
+            return []
+        line, self._pending, self._cr = self._pending, "", False
+        return [line]
+
+
 class EventDecoder:
     """Text chunks in, complete events out; a stream's leading BOM is dropped."""
 
     __slots__ = ("_data", "_event", "_last_id", "_lines", "_retry", "_started")
 
     def __init__(self) -> None:
-        self._lines = SSELineDecoder()
+        self._lines = LineDecoder()
         self._started = False
         self._event = ""
         self._data: list[str] = []

@@ -24,6 +24,7 @@ from obiguard_completions import (
     ObiguardError,
     StreamError,
 )
+from obiguard_completions._sse import LineDecoder
 from obiguard_completions._streaming import DONE, decode_event
 from tests.fault_server import completion_stream, sse_event
 
@@ -309,3 +310,29 @@ def test_garbage_events_give_a_clear_stream_error(lines: list[str]) -> None:
     error = _consume([body])
     assert isinstance(error, StreamError)
     assert error.message
+
+
+@pytest.mark.parametrize("separator", ["\u2028", "\u2029", "\x1c", "\x85", "\x0b", "\x0c"])
+def test_only_cr_and_lf_end_a_line(separator: str) -> None:
+    decoder = LineDecoder()
+    assert decoder.decode(f'data: {{"text": "a{separator}b"}}\n') == [
+        f'data: {{"text": "a{separator}b"}}'
+    ]
+
+
+@pytest.mark.parametrize(
+    ("chunks", "lines"),
+    [
+        (["a\r", "\nb\n"], ["a", "b"]),  # CRLF split across chunks is one line end
+        (["a\r", "b\n"], ["a", "b"]),  # a lone CR ends a line
+        (["a\r\r", "\n"], ["a", ""]),
+        (["a", "b", "c\r\n"], ["abc"]),
+        (["a\n\n"], ["a", ""]),
+        (["tail"], ["tail"]),  # the unended last line, at the end of the stream
+        (["a\r"], ["a"]),
+    ],
+)
+def test_line_decoder_across_chunk_boundaries(chunks: list[str], lines: list[str]) -> None:
+    decoder = LineDecoder()
+    seen = [line for chunk in chunks for line in decoder.decode(chunk)]
+    assert seen + decoder.flush() == lines
