@@ -8,7 +8,9 @@ print(llm.invoke("Tell me a joke"))
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from obiguard_completions._adapter.lazy import lazy_exports
 
 from ._llm import ObiguardLLM
 
@@ -18,11 +20,5 @@ if TYPE_CHECKING:
 __all__ = ["ChatObiguard", "ObiguardLLM"]
 
 
-def __getattr__(name: str) -> Any:
-    # `ChatObiguard` (chat templates, the tool protocol) loads on first use: importing
-    # the package for `ObiguardLLM` does not pay for it.
-    if name == "ChatObiguard":
-        from ._chat import ChatObiguard
-
-        return ChatObiguard
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ChatObiguard (chat templates, the tool protocol) loads on first use.
+__getattr__ = lazy_exports(__name__, {"ChatObiguard": "._chat"})

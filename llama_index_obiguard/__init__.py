@@ -8,7 +8,9 @@ print(llm.complete("Say hi").text)
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from obiguard_completions._adapter.lazy import lazy_exports
 
 from ._llm import ObiguardLLM
 
@@ -18,11 +20,5 @@ if TYPE_CHECKING:
 __all__ = ["ObiguardFunctionCallingLLM", "ObiguardLLM"]
 
 
-def __getattr__(name: str) -> Any:
-    # The function-calling class (chat templates, the tool protocol) loads on first
-    # use: importing the package for `ObiguardLLM` does not pay for it.
-    if name == "ObiguardFunctionCallingLLM":
-        from ._function_calling import ObiguardFunctionCallingLLM
-
-        return ObiguardFunctionCallingLLM
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# ObiguardFunctionCallingLLM (chat templates, the tool protocol) loads on first use.
+__getattr__ = lazy_exports(__name__, {"ObiguardFunctionCallingLLM": "._function_calling"})
