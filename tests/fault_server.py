@@ -456,6 +456,7 @@ class FaultServer:
         self._script: deque[Reply] = deque()
         self._connections_opened = 0
         self._open_connections = 0
+        self._peak_connections = 0
         self._conn_ids = itertools.count(1)
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -492,6 +493,12 @@ class FaultServer:
             return self._open_connections
 
     @property
+    def peak_connections(self) -> int:
+        """The most TCP connections open at once since start (or :meth:`reset_counts`)."""
+        with self._lock:
+            return self._peak_connections
+
+    @property
     def pending_replies(self) -> int:
         """Scripted replies not yet used."""
         with self._lock:
@@ -513,6 +520,7 @@ class FaultServer:
             self.requests.clear()
             self.handler_errors.clear()
             self._connections_opened = 0
+            self._peak_connections = self._open_connections
 
     def wait_for_requests(self, count: int, timeout: float = 5.0) -> bool:
         """Wait until at least ``count`` requests were recorded; False on timeout."""
@@ -637,6 +645,7 @@ class FaultServer:
         with self._lock:
             self._connections_opened += 1
             self._open_connections += 1
+            self._peak_connections = max(self._peak_connections, self._open_connections)
         try:
             await self._serve_connection(conn_id, reader, writer)
         except (asyncio.CancelledError, ConnectionError, OSError):

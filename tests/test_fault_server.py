@@ -208,6 +208,7 @@ async def test_200_concurrent_async_requests(server: FaultServer) -> None:
         assert server.open_connections == 200
     assert sorted(r.json()["i"] for r in responses) == list(range(200))
     assert server.connections_opened == 200
+    assert server.peak_connections == 200
     assert len({req.connection_id for req in server.requests}) == 200
     assert server.wait_until_idle()
 

@@ -64,7 +64,9 @@ async def test_200_concurrent_async_requests_all_succeed(
     results = await asyncio.gather(*(call(client, "acreate") for _ in range(200)))
     assert [text_of(r) for r in results] == [DEFAULT_TEXT] * 200
     assert len(fault_server.requests) == 200
-    assert fault_server.connections_opened <= 100
+    # The pool's bound: never more than 100 connections at once. (How many were opened in
+    # all can exceed it when a loaded machine lets idle ones reach keepalive expiry.)
+    assert fault_server.peak_connections <= 100
 
 
 async def test_50_concurrent_async_streams_all_complete(
