@@ -1,7 +1,7 @@
 """Measure one client in this (fresh) process; print one JSON object on stdout.
 
     python worker.py CLIENT SERVER_ROOT [--quick] [--big]
-    python worker.py --import-time CLIENT
+    python worker.py --import-time CLIENT [--pad LOCALS]
 
 Client CPU is `time.process_time()` of this process (the server is another process);
 wall is `time.perf_counter()`. Each scenario: a warm-up, then `repeats` short runs of
@@ -210,18 +210,35 @@ class Runner:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
 
 
-def import_time(name: str) -> None:
+def _padded(locals_: int) -> Callable[[Callable[[], None]], None]:
+    """A function that calls its argument from a frame holding `locals_` local variables
+    (8 bytes each on CPython's frame stack)."""
+    source = "def call(run):\n" + "".join(f"    v{i} = 0\n" for i in range(locals_))
+    namespace: dict[str, Any] = {}
+    exec(source + "    run()\n", namespace)
+    return namespace["call"]  # type: ignore[no-any-return]
+
+
+def import_time(name: str, pad: int = 0) -> None:
     """Wall time of the client's import statement (or of `stmt:<statement>`), in this
-    fresh interpreter."""
+    fresh interpreter, run from a frame `pad` locals deep.
+
+    CPython 3.11 keeps frames in 16 KB chunks and frees a chunk as soon as the call that
+    opened it returns: a hot loop whose calls sit on a chunk boundary maps and unmaps one
+    per call (here up to 13,000 times during one framework import, 100+ ms). Where the
+    boundaries fall depends on how deep the import runs, so `run.py` samples four depths
+    a quarter chunk apart and averages them, for every client alike.
+    """
     stmt = name.removeprefix("stmt:") if name.startswith("stmt:") else BY_NAME[name].import_stmt
+    call = _padded(pad)
     t0 = time.perf_counter()
-    exec(stmt, {})
+    call(lambda: exec(stmt, {}))
     print(json.dumps({"import": time.perf_counter() - t0}))
 
 
 def main(argv: list[str]) -> None:
     if argv[0] == "--import-time":
-        import_time(argv[1])
+        import_time(argv[1], int(argv[3]) if argv[2:3] == ["--pad"] else 0)
         return
     name, root = argv[0], argv[1]
     plan = Plan.quick() if "--quick" in argv else Plan()

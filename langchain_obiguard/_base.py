@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import httpx
-from langchain_core.language_models import BaseLanguageModel, LangSmithParams
+from langchain_core.language_models.base import BaseLanguageModel, LangSmithParams
 from langchain_core.load.serializable import SerializedConstructor, SerializedNotImplemented
 from pydantic import ConfigDict, Field
 
