@@ -32,6 +32,7 @@ FLAGGED_STATUS = 246
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-obiguard-request-id")
 _WANTED = frozenset(GATEWAY_HEADERS) | frozenset(_REQUEST_ID_HEADERS)
+_WANTED_BYTES = frozenset(name.encode("ascii") for name in _WANTED)
 
 
 @dataclass(frozen=True)
@@ -62,14 +63,9 @@ class GatewayInfo:
     ) -> GatewayInfo:
         """Read the gateway headers (case-insensitive mapping, e.g. `httpx.Headers`) and
         keep `status_code`; empty header values count as absent."""
-        # One pass over the headers: lookups on `httpx.Headers` each rescan the list.
-        found = {
-            lowered: value
-            for name, value in headers.items()
-            if value and (lowered := name.lower()) in _WANTED
-        }
-        if not found and status_code is None:
-            return _EMPTY
+        found = _wanted_headers(headers)
+        if not found:
+            return _EMPTY if status_code is None else _status_only(status_code)
         request_id = next((found[name] for name in _REQUEST_ID_HEADERS if name in found), None)
         values = {attr: found.get(name) for name, attr in GATEWAY_HEADERS.items()}
         return cls(request_id=request_id, status_code=status_code, **values)
@@ -107,3 +103,36 @@ class GatewayInfo:
 
 
 _EMPTY = GatewayInfo()
+_STATUS_ONLY: dict[int, GatewayInfo] = {}
+
+
+def _status_only(status_code: int) -> GatewayInfo:
+    """The (immutable, so shared) info of a response without gateway headers."""
+    info = _STATUS_ONLY.get(status_code)
+    if info is None:
+        info = _STATUS_ONLY[status_code] = GatewayInfo(status_code=status_code)
+    return info
+
+
+def _wanted_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """The non-empty gateway headers, by lower-case name, in one pass. On `httpx.Headers`
+    the raw bytes are scanned and only the wanted values decoded (`items()` decodes them
+    all); repeated headers are joined with ", " as `httpx.Headers` does."""
+    raw = getattr(headers, "raw", None)
+    if not isinstance(raw, list):
+        return {
+            lowered: value
+            for name, value in headers.items()
+            if value and (lowered := name.lower()) in _WANTED
+        }
+    found: dict[str, str] = {}
+    encoding: str | None = None
+    for name, value in raw:
+        lowered_bytes = name.lower()
+        if value and lowered_bytes in _WANTED_BYTES:
+            if encoding is None:
+                encoding = getattr(headers, "encoding", "utf-8")
+            lowered = lowered_bytes.decode("ascii")
+            text = value.decode(encoding)
+            found[lowered] = f"{found[lowered]}, {text}" if lowered in found else text
+    return found
