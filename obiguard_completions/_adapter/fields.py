@@ -421,8 +421,9 @@ class ObiguardFields(_TransportFields, _BodyFields):
                     old.discard()
 
     def _forget_derived(self) -> None:
-        """Drop the values cached from the fields (`_defaults`)."""
+        """Drop the values cached from the fields (`_defaults`, `_plan_templates`)."""
         self.__dict__.pop("_defaults", None)
+        self.__dict__.pop("_plan_templates", None)
 
     def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
         """As pydantic's (`update` is not validated); a key given as `str` stays a
@@ -554,17 +555,42 @@ class ObiguardFields(_TransportFields, _BodyFields):
                     raise RequestValidationError(
                         f"{one_choice}, so {name} must be 1, got {name}={value}"
                     )
-        return plan_call(
-            self._defaults,
-            getattr(self, self._extras_field),
-            prompts,
-            kwargs,
-            self._call_rules(),
-            stop=stop,
-            batch_size=batch_size,
-            stream=stream,
-            stream_usage=stream_usage,
-        )
+        extras = getattr(self, self._extras_field)
+        no_stop = stop is None or (not isinstance(stop, str) and len(stop) == 0)
+        if kwargs or not no_stop or extras or len(prompts) != 1 or type(prompts[0]) is not str:
+            return plan_call(
+                self._defaults,
+                extras,
+                prompts,
+                kwargs,
+                self._call_rules(),
+                stop=stop,
+                batch_size=batch_size,
+                stream=stream,
+                stream_usage=stream_usage,
+            )
+        # The common call, one prompt and nothing per call: the configured request, planned
+        # and validated once, with this prompt put in (a string is always a valid prompt).
+        templates = self._plan_templates
+        template = templates.get((stream, stream_usage))
+        if template is None:
+            template = templates[stream, stream_usage] = plan_call(
+                self._defaults,
+                extras,
+                [""],
+                kwargs,
+                self._call_rules(),
+                stream=stream,
+                stream_usage=stream_usage,
+            )
+        request = template.requests[0].model_copy(update={"prompt": prompts[0]})
+        return CallPlan([request], [1], template.n, template.model, None)
+
+    @functools.cached_property
+    def _plan_templates(self) -> dict[tuple[bool, bool], CallPlan]:
+        """The plans of a one-prompt call without per-call values, by (stream,
+        stream_usage); dropped when a field changes (`_forget_derived`)."""
+        return {}
 
 
 def _without_inputs(exc: ValidationError) -> ValidationError:

@@ -113,6 +113,46 @@ def test_call_time_stop_is_merged_with_the_configured_stop(cls: type[Any], call:
 
 
 @pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_a_field_set_between_calls_reaches_the_next_body(cls: type[Any], call: Call) -> None:
+    gateway = MockGateway(cls)
+    llm = gateway.llm(max_tokens=16)
+    call(llm, "one")
+    llm.temperature = 0.5
+    llm.max_tokens = 8
+    call(llm, "two")
+    first, second = gateway.bodies()
+    assert (first["prompt"], first["max_tokens"], "temperature" in first) == ("one", 16, False)
+    assert (second["prompt"], second["max_tokens"], second["temperature"]) == ("two", 8, 0.5)
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_call_time_values_stay_with_their_call(cls: type[Any], call: Call) -> None:
+    gateway = MockGateway(cls)
+    llm = gateway.llm()
+    call(llm, "plain")
+    call(llm, "hot", temperature=1.5, stop=["END"])
+    call(llm, "plain again")
+    plain, hot, again = gateway.bodies()
+    assert (hot["temperature"], hot["stop"]) == (1.5, ["END"])
+    assert plain == {**again, "prompt": "plain"}
+    assert "temperature" not in again and "stop" not in again
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
+def test_extra_body_fields_edited_in_place_reach_the_next_body(cls: type[Any], call: Call) -> None:
+    gateway = MockGateway(cls)
+    llm = gateway.llm()
+    extras = "model_kwargs" if cls is LangChainLLM else "additional_kwargs"
+    call(llm, "before")
+    getattr(llm, extras)["top_k"] = 3
+    call(llm, "after")
+    getattr(llm, extras).clear()
+    call(llm, "cleared")
+    before, after, cleared = gateway.bodies()
+    assert "top_k" not in before and after["top_k"] == 3 and "top_k" not in cleared
+
+
+@pytest.mark.parametrize(("cls", "call"), LLMS)
 def test_more_than_four_merged_stop_sequences_fail_before_any_request(
     cls: type[Any], call: Call
 ) -> None:
