@@ -159,9 +159,28 @@ class StreamAccumulator:
             # The verdicts come before the first chunk: the stream knows them by now.
             fold.finish(stream)
             gateway = self._gateway = answer_kwargs(fold.gateway, fold.hook_results, fold.flagged)
+        fields = chunk.__dict__
+        choices = fields["choices"]
+        if len(choices) == 1 and fields["usage"] is None and not chunk.__pydantic_extra__:
+            choice = choices[0]
+            if choice.index == 0 and choice.logprobs is None and not choice.__pydantic_extra__:
+                # The common chunk (one token of choice 0): `raw` is `_chunk_dict` inline.
+                delta = choice.text
+                if choice.finish_reason is not None:
+                    self._finish_reason = choice.finish_reason
+                if delta:
+                    self._text += delta
+                raw = dict(fields)
+                raw["choices"] = [dict(choice.__dict__)]
+                return CompletionResponse(
+                    text=self._text,
+                    additional_kwargs={**gateway, "finish_reason": self._finish_reason},
+                    raw=raw,
+                    delta=delta,
+                )
         delta = ""
         logprobs = None
-        for choice in chunk.choices:
+        for choice in choices:
             if choice.index == 0:
                 delta = choice.text
                 if choice.logprobs is not None:

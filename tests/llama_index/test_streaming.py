@@ -8,7 +8,7 @@ import pytest
 from llama_index.core.base.llms.types import CompletionResponse
 
 from llama_index_obiguard import ObiguardLLM
-from obiguard_completions import InternalServerError, StreamError
+from obiguard_completions import Completion, CompletionChoice, InternalServerError, StreamError
 from tests.fault_server import (
     FaultServer,
     Reply,
@@ -71,6 +71,10 @@ def test_each_response_raw_is_its_chunk_as_a_dict(make_llm: Callable[..., Obigua
     first = _stream(make_llm())[0]
     assert isinstance(first.raw, dict)
     assert first.raw["choices"][0]["text"] == "Hello"
+    # every field, as pydantic's own dump of the chunk writes it
+    assert first.raw == Completion.model_validate(first.raw).model_dump()
+    assert set(first.raw) == set(Completion.model_fields)
+    assert set(first.raw["choices"][0]) == set(CompletionChoice.model_fields)
 
 
 def test_without_a_usage_chunk_the_last_response_has_the_finish_reason(
