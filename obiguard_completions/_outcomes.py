@@ -7,7 +7,6 @@ prompt text) or, with `raise_on_flagged`, raised as a `GuardrailError` with stat
 
 from __future__ import annotations
 
-import html
 import json
 import re
 from collections.abc import Iterable, Mapping
@@ -86,6 +85,8 @@ def _summary(
     if head.startswith(("<!doctype html", "<html")) or "<body" in head or "<title" in head:
         title = _TITLE.search(message)
         text = title.group(1) if title else _TAG.sub(" ", message)
+        import html  # only for an HTML error page
+
         text = " ".join(html.unescape(text).split())
         shown = text[:_SHOWN_TEXT] + ("..." if len(text) > _SHOWN_TEXT else "")
         return f"{reason} (an HTML page{': ' + shown if shown else ''})"

@@ -21,8 +21,6 @@ import os
 import ssl
 from typing import Union
 
-import certifi
-
 from ._errors import RequestValidationError
 
 __all__ = ["CA_ENV_VARS", "Verify", "tls_context"]
@@ -91,6 +89,8 @@ def tls_context(verify: Verify = True) -> ssl.SSLContext:
             value = os.environ.get(name)
             if value:
                 return _path_context(value, f"environment variable {name}")
+        import certifi  # loaded with the first client, not at import
+
         return _path_context(certifi.where(), "certifi")
     path = os.fspath(verify)
     if path == "system":
