@@ -56,8 +56,10 @@ EXTRA_IMPORTS = {
     "httpx": "import httpx",
     "transport": "import obiguard_completions",
     "transport_models": "from obiguard_completions import CompletionsClient, CompletionRequest",
+    "pydantic": "import httpx; from pydantic import BaseModel, Field",
 }
-"""Import-only figures: the transport alone, against httpx."""
+"""Import-only figures: the transport alone, against httpx (and httpx + pydantic, the floor
+of any transport whose request and response types are pydantic models)."""
 VERSIONS = [
     "obiguard-integrations",
     "httpx",
