@@ -28,7 +28,6 @@ from llama_index.core.llms.llm import LLM
 
 from obiguard_completions import AsyncStream, CompletionRequest, Stream
 from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
-from obiguard_completions._adapter.tool_protocol import react_stop
 
 from ._base import DEFAULT_CONTEXT_WINDOW, LlamaIndexSettings
 from ._convert import StreamAccumulator, completion_response, to_chat_response
@@ -73,6 +72,9 @@ class ObiguardLLM(LlamaIndexSettings, LLM):
     def _chat_prompt(self, messages: Sequence[ChatMessage]) -> tuple[str, tuple[str, ...]]:
         """The prompt of `messages`, and the stop a text ReAct agent needs (`Observation:`
         when a system message lays out the ReAct format; see `react_stop`)."""
+        # The tool protocol (and `ast`) loads with the first chat, not at import.
+        from obiguard_completions._adapter.tool_protocol import react_stop
+
         to_prompt = self.messages_to_prompt or generic_messages_to_prompt
         system = (m.content or "" for m in messages if m.role == MessageRole.SYSTEM)
         return to_prompt(messages), react_stop(system)

@@ -29,3 +29,15 @@ def test_importing_the_adapter_imports_neither_the_other_framework_nor_openai(
     roots = set(result.stdout.split())
     assert adapter in roots
     assert not roots & forbidden, sorted(roots & forbidden)
+
+
+@pytest.mark.parametrize("adapter", ["langchain_obiguard", "llama_index_obiguard"])
+def test_the_tool_protocol_loads_with_the_first_chat_not_at_import(adapter: str) -> None:
+    code = (
+        f"import sys, {adapter}\n"
+        "print('obiguard_completions._adapter.tool_protocol' in sys.modules)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["False"]
