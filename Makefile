@@ -7,7 +7,7 @@ VPY    := $(VENV)/bin/python
 PIP    := $(VPY) -m pip install --quiet --disable-pip-version-check
 PYTEST_ARGS ?=
 
-.PHONY: demo test lint check cassettes bench live server-stop clean
+.PHONY: demo test lint check cassettes bench bench-instructions live server-stop clean
 
 $(VENV)/.installed: pyproject.toml
 	@echo "==> creating $(VENV) and installing obiguard-integrations[all,dev]"
@@ -49,6 +49,10 @@ cassettes: $(VENV)/.server $(VENV)/.gateway
 
 bench:
 	$(PYTHON) benchmarks/run.py
+
+# Instructions per call and per chunk under callgrind (needs valgrind and the bench venv).
+bench-instructions:
+	$(PYTHON) benchmarks/instructions.py
 
 # The compatibility matrix: each declared version boundary in its own uv venv under
 # .cache/matrix (docs/compatibility.md).  make matrix MATRIX_ARGS=--ci: the CI subset.
