@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
@@ -24,9 +24,11 @@ from obiguard_completions import (
     CompletionLogprobs,
     CompletionUsage,
     GatewayInfo,
-    HookResults,
 )
 from obiguard_completions._adapter import CallPlan, StreamFold
+
+if TYPE_CHECKING:
+    from obiguard_completions import HookResults  # loads with the first verdicts
 
 __all__ = [
     "answers_llm_output",

@@ -8,7 +8,7 @@ Requests are planned by the adapter core (`obiguard_completions._adapter`).
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.types import (
     ChatMessage,
@@ -24,10 +24,12 @@ from obiguard_completions import (
     CompletionLogprobs,
     CompletionUsage,
     GatewayInfo,
-    HookResults,
     Stream,
 )
 from obiguard_completions._adapter import StreamFold
+
+if TYPE_CHECKING:
+    from obiguard_completions import HookResults  # loads with the first verdicts
 
 __all__ = [
     "StreamAccumulator",

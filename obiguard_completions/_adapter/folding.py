@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .._gateway_info import GatewayInfo
-from .._guardrails import HookResults
 from .._models import Completion, CompletionChoice, CompletionLogprobs, CompletionUsage
 from .._streaming import AsyncStream, Stream
+
+if TYPE_CHECKING:
+    from .._guardrails import HookResults  # loads with the first verdicts
 
 __all__ = ["StreamFold"]
 
