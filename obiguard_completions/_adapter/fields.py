@@ -110,10 +110,20 @@ def _module_docstrings(module_name: str) -> dict[str, dict[str, str]]:
                 if quote.group(1) in lines[at - 1]:
                     break
         if field is not None:
-            try:
-                text = ast.literal_eval("\n".join(literal).strip())
-            except (SyntaxError, ValueError):
-                text = None
+            source = "\n".join(literal).strip()
+            mark = quote.group(1)
+            if (
+                len(source) >= 6
+                and source[:3] == mark == source[-3:]
+                and "\\" not in source
+                and mark not in source[3:-3]
+            ):
+                text: str | None = source[3:-3]  # no escapes: the literal is its inside
+            else:
+                try:
+                    text = ast.literal_eval(source)
+                except (SyntaxError, ValueError):
+                    text = None
             if isinstance(text, str):
                 docs[field] = inspect.cleandoc(text)
         field = None
