@@ -123,20 +123,33 @@ def check_extras(extras: Mapping[str, Any], rules: CallRules, where: str) -> dic
     return moved
 
 
-@dataclass(frozen=True)
 class CallPlan:
-    """The validated requests of one call, and what is needed to read their answers."""
+    """The validated requests of one call, and what is needed to read their answers.
 
-    requests: list[CompletionRequest]
-    """One request per `batch_size` prompts (a single prompt is sent as a string)."""
-    prompt_counts: list[int]
-    """How many prompts each request carries."""
-    n: int
-    """Completions per prompt: choice `index // n` answers prompt number `index // n`."""
-    model: str
-    """The model asked for (reported when the server names none)."""
-    headers: dict[str, str] | None
-    """This call's own gateway headers (None when there are none)."""
+    A plain slotted class, not a dataclass: one is made per call, and a dataclass costs
+    more to make (and to define at import).
+    """
+
+    __slots__ = ("headers", "model", "n", "prompt_counts", "requests")
+
+    def __init__(
+        self,
+        requests: list[CompletionRequest],
+        prompt_counts: list[int],
+        n: int,
+        model: str,
+        headers: dict[str, str] | None,
+    ) -> None:
+        self.requests = requests
+        """One request per `batch_size` prompts (a single prompt is sent as a string)."""
+        self.prompt_counts = prompt_counts
+        """How many prompts each request carries."""
+        self.n = n
+        """Completions per prompt: choice `index // n` answers prompt number `index // n`."""
+        self.model = model
+        """The model asked for (reported when the server names none)."""
+        self.headers = headers
+        """This call's own gateway headers (None when there are none)."""
 
 
 def _call_headers(options: Mapping[str, Any], owner: str) -> dict[str, str]:
