@@ -45,7 +45,7 @@ ADAPTER_IMPORTS = {
     "lc_obiguard": "from langchain_obiguard import ObiguardLLM",
     "li_obiguard": "from llama_index_obiguard import ObiguardLLM",
 }
-IMPORT_REPEATS = 4
+IMPORT_REPEATS = 6
 IMPORT_PADS = (0, 512, 1024, 1536)
 """Frame-stack offsets of the import (locals of 8 bytes: 0, 4, 8 and 12 KB into CPython
 3.11's 16 KB frame chunks, see worker.import_time); the figure is the mean over them."""
