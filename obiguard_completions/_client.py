@@ -15,7 +15,6 @@ import threading
 import time
 import weakref
 from collections.abc import AsyncGenerator, Generator, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Literal, cast
 
@@ -89,15 +88,19 @@ def _pool_options(settings: _PoolSettings) -> dict[str, Any]:
     }
 
 
-@dataclass(frozen=True)
 class _PoolSettings:
     """What a pool we own is made from (the TLS context is resolved at client creation,
     reading `SSL_CERT_FILE` and kin then)."""
 
-    timeout: httpx.Timeout
-    headers: dict[str, str]
-    tls: Any
-    async_backend: str = "httpx"
+    __slots__ = ("async_backend", "headers", "timeout", "tls")
+
+    def __init__(
+        self, timeout: httpx.Timeout, headers: dict[str, str], tls: Any, async_backend: str
+    ) -> None:
+        self.timeout = timeout
+        self.headers = headers
+        self.tls = tls
+        self.async_backend = async_backend
 
 
 def _new_pool(settings: _PoolSettings) -> httpx.Client:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .._gateway_info import GatewayInfo
@@ -17,11 +16,15 @@ __all__ = ["StreamFold"]
 _LOGPROB_LISTS = ("tokens", "token_logprobs", "top_logprobs", "text_offset")
 
 
-@dataclass
 class _Choice:
-    texts: list[str] = field(default_factory=list)
-    logprobs: CompletionLogprobs | None = None
-    finish_reason: str | None = None
+    """What the stream said of one choice so far."""
+
+    __slots__ = ("finish_reason", "logprobs", "texts")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.logprobs: CompletionLogprobs | None = None
+        self.finish_reason: str | None = None
 
 
 def _extend(into: CompletionLogprobs, more: CompletionLogprobs) -> None:
