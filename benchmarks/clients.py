@@ -50,6 +50,16 @@ class Bench:
         """100 prompts -> 100 texts; `counted` sends to the request-counting path."""
         raise NotImplementedError
 
+    def drain(self, prompt: str) -> None:
+        """Stream `prompt` to the end, keeping nothing (the profilers' stream operation)."""
+        for _ in self.stream(prompt):
+            pass
+
+    async def adrain(self, prompt: str) -> None:
+        """Async `drain`."""
+        async for _ in self.astream(prompt):
+            pass
+
 
 @dataclass(frozen=True)
 class ClientSpec:

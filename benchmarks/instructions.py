@@ -102,18 +102,11 @@ def child(name: str, calls: int) -> None:
     _in_memory()
     bench = spec.make(lambda mode: f"http://127.0.0.1:9/c/{name}/{mode}/v1")
 
-    def stream() -> None:
-        for _ in bench.stream("Say hi"):
-            pass
-
-    async def astream() -> None:
-        async for _ in bench.astream("Say hi"):
-            pass
-
-    def sync_ops() -> dict[str, Callable[[], Any]]:
-        return {"sync": lambda: bench.call("Say hi"), "stream": stream}
-
-    for key, op in sync_ops().items():
+    ops: dict[str, Callable[[], Any]] = {
+        "sync": lambda: bench.call("Say hi"),
+        "stream": lambda: bench.drain("Say hi"),
+    }
+    for key, op in ops.items():
         for _ in range(10):
             op()
         dump(f"begin-{key}")
@@ -122,7 +115,7 @@ def child(name: str, calls: int) -> None:
         dump(f"end-{key}")
 
     async def run_async() -> None:
-        aops = {"async": lambda: bench.acall("Say hi"), "astream": astream}
+        aops = {"async": lambda: bench.acall("Say hi"), "astream": lambda: bench.adrain("Say hi")}
         for key, aop in aops.items():
             for _ in range(10):
                 await aop()

@@ -62,22 +62,14 @@ def main(argv: list[str]) -> None:
         runner.check()
         prompts = runner.prompts()
 
-        def stream_once() -> None:
-            for _ in bench.stream("Say hi"):
-                pass
-
-        async def astream_once() -> None:
-            async for _ in bench.astream("Say hi"):
-                pass
-
         sync_ops = {
             "sync": lambda: bench.call("Say hi"),
-            "stream": stream_once,
+            "stream": lambda: bench.drain("Say hi"),
             "batch": lambda: bench.batch(prompts),
         }
         async_ops = {
             "async": lambda: bench.acall("Say hi"),
-            "astream": astream_once,
+            "astream": lambda: bench.adrain("Say hi"),
             "concurrent": lambda: runner._concurrent(1000, 50),
         }
         # wall-clock timer: a CPU-time timer is a system call and would swamp small functions;
