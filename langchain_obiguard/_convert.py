@@ -196,13 +196,8 @@ def chunk_generations(chunk: Completion, *, with_index: bool) -> list[Generation
     """The `GenerationChunk`s of one stream chunk: text, logprobs when present, and the
     choice `index` when `with_index`. A choice with no text and no logprobs (the usage
     chunk, the finish-reason chunk) is no token: what it says reaches the final chunk."""
-    choices = chunk.choices
-    if len(choices) == 1 and not with_index:  # the common chunk: one token, no extras
-        choice = choices[0]
-        if choice.logprobs is None:
-            return [GenerationChunk(text=choice.text)] if choice.text else []
     out: list[GenerationChunk] = []
-    for choice in choices:
+    for choice in chunk.choices:
         if not choice.text and choice.logprobs is None:
             continue
         info: dict[str, Any] | None = None
