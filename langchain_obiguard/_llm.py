@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models.llms import BaseLLM
 from langchain_core.outputs import GenerationChunk, LLMResult
 from pydantic import Field
 
-from obiguard_completions import Completion, CompletionRequest
 from obiguard_completions._adapter import (
     CallPlan,
     StreamFold,
@@ -24,6 +23,9 @@ from obiguard_completions._adapter import (
 
 from ._base import LangChainSettings
 from ._convert import chunk_generations, final_chunk, to_llm_result
+
+if TYPE_CHECKING:
+    from obiguard_completions import Completion, CompletionRequest
 
 __all__ = ["ObiguardLLM"]
 

@@ -8,7 +8,7 @@ converters of `_convert`. The public methods carry LlamaIndex's callback decorat
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llama_index.core.base.llms.generic_utils import (
     messages_to_prompt as generic_messages_to_prompt,
@@ -26,11 +26,13 @@ from llama_index.core.base.llms.types import (
 from llama_index.core.llms.callbacks import llm_chat_callback, llm_completion_callback
 from llama_index.core.llms.llm import LLM
 
-from obiguard_completions import AsyncStream, CompletionRequest, Stream
 from obiguard_completions._adapter import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 
 from ._base import DEFAULT_CONTEXT_WINDOW, LlamaIndexSettings
 from ._convert import StreamAccumulator, completion_response, to_chat_response
+
+if TYPE_CHECKING:
+    from obiguard_completions import AsyncStream, CompletionRequest, Stream
 
 __all__ = ["DEFAULT_CONTEXT_WINDOW", "DEFAULT_MAX_TOKENS", "DEFAULT_MODEL", "ObiguardLLM"]
 

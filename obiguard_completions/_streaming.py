@@ -17,15 +17,16 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator, 
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Final
 
-from httpx_sse import ServerSentEvent
 from pydantic import ValidationError
 
 from ._errors import StreamError
 from ._gateway_info import GatewayInfo
 from ._models import Completion
 
-if TYPE_CHECKING:  # the guardrail models load with the first verdicts read
-    from ._guardrails import HookResults
+if TYPE_CHECKING:
+    from httpx_sse import ServerSentEvent
+
+    from ._guardrails import HookResults  # the guardrail models load with the first verdicts
 
 __all__ = ["DONE", "AsyncStream", "Stream", "decode_data", "decode_event", "error_message"]
 

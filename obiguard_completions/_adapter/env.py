@@ -6,7 +6,6 @@ import os
 
 from pydantic import SecretStr
 
-from .._client import DEFAULT_BASE_URL
 from .._errors import RequestValidationError
 
 __all__ = [
@@ -31,6 +30,8 @@ def env_secret(name: str) -> SecretStr | None:
 
 def env_base_url() -> str:
     """`OBIGUARD_BASE_URL`, else the public gateway."""
+    from .._client import DEFAULT_BASE_URL  # the client loads with the first LLM made
+
     return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
 
 

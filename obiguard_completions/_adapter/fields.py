@@ -19,7 +19,7 @@ import ssl
 import sys
 import threading
 from collections.abc import Mapping, Sequence
-from typing import Any, ClassVar, Literal, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
 
 import httpx
 from pydantic import (
@@ -37,12 +37,15 @@ from pydantic import (
 )
 from typing_extensions import Self
 
-from .._client import CompletionsClient
 from .._errors import RequestValidationError
+from .._models import SPEC_FIELDS
 from .._options import GatewayOptions
 from .._secrets import MASK, holds_mask, mask_headers, mask_tree
 from .calls import CallPlan, CallRules, check_extras, plan_call
 from .env import API_KEY_ENV, PROVIDER_API_KEY_ENV, env_base_url, env_secret, require_api_key
+
+if TYPE_CHECKING:
+    from .._client import CompletionsClient  # loads with the first client
 
 __all__ = [
     "BODY_FIELDS",
@@ -139,14 +142,60 @@ def describe_fields(cls: type[BaseModel]) -> None:
             info.description = docs[name]
 
 
-class _TransportFields(BaseModel):
-    """Settings that shape the connection and the gateway headers."""
+class ObiguardFields(BaseModel):
+    """The shared settings of both `ObiguardLLM`s (a pydantic mixin).
 
-    # The mixins are never instantiated, and each adapter's own class builds its
+    One class, not a hierarchy of mixins: pydantic collects every inherited field
+    again for each subclass, at import.
+    """
+
+    # The mixin is never instantiated, and each adapter's own class builds its
     # validator on first use: `defer_build` (inherited) keeps that work off the import.
     # The docstrings under the fields become their descriptions through `describe_fields`
     # (pydantic's `use_attribute_docstrings` costs tens of ms per class at import).
-    model_config = ConfigDict(arbitrary_types_allowed=True, defer_build=True)
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True,
+        protected_namespaces=(),
+        populate_by_name=True,
+        hide_input_in_errors=True,
+        defer_build=True,
+    )
+
+    # -- request body fields (None: left out of the body) --------------------------
+
+    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name"))
+    """Model id, resolved by the gateway (or its config) to a provider's model; alias
+    `model_name`."""
+    temperature: float | None = None
+    """Sampling temperature in [0, 2]."""
+    max_tokens: int | None = DEFAULT_MAX_TOKENS
+    """Maximum number of tokens to generate (None: the server's default, often 16)."""
+    top_p: float | None = None
+    """Nucleus sampling mass in [0, 1]."""
+    frequency_penalty: float | None = None
+    """Penalty in [-2, 2] on tokens by their frequency so far."""
+    presence_penalty: float | None = None
+    """Penalty in [-2, 2] on tokens that already appeared."""
+    n: int | None = None
+    """Completions per prompt (1-128)."""
+    best_of: int | None = None
+    """Server-side candidates per prompt (n <= best_of <= 20); not with streaming."""
+    logprobs: int | None = None
+    """Log probabilities of the chosen token and this many alternatives (0-5)."""
+    logit_bias: dict[str, int] | None = None
+    """Token id (as a string) to a bias in [-100, 100]."""
+    seed: int | None = None
+    """Best-effort deterministic sampling seed."""
+    echo: bool | None = None
+    """Echo the prompt before the completion."""
+    suffix: str | None = None
+    """Text that comes after the completion."""
+    user: str | None = None
+    """End-user id for abuse monitoring."""
+    stop: str | list[str] | None = None
+    """Stop sequences, merged with a call's own (at most 4 in all)."""
+
+    # -- the connection and the gateway headers --------------------------------------
 
     api_key: SecretStr | None = Field(default_factory=lambda: env_secret(API_KEY_ENV), exclude=True)
     """Obiguard API key or virtual key (`vk-obg...`), sent as `x-obiguard-api-key`;
@@ -224,81 +273,6 @@ class _TransportFields(BaseModel):
     )
     """Your own `httpx.AsyncClient` for the async calls (left open on close); not
     serialized; alias `http_async_client`."""
-
-
-describe_fields(_TransportFields)
-
-
-class _BodyFields(BaseModel):
-    """Request body fields (None: left out of the body)."""
-
-    model_config = ConfigDict(protected_namespaces=(), defer_build=True)
-
-    model: str = Field(default=DEFAULT_MODEL, validation_alias=AliasChoices("model", "model_name"))
-    """Model id, resolved by the gateway (or its config) to a provider's model; alias
-    `model_name`."""
-    temperature: float | None = None
-    """Sampling temperature in [0, 2]."""
-    max_tokens: int | None = DEFAULT_MAX_TOKENS
-    """Maximum number of tokens to generate (None: the server's default, often 16)."""
-    top_p: float | None = None
-    """Nucleus sampling mass in [0, 1]."""
-    frequency_penalty: float | None = None
-    """Penalty in [-2, 2] on tokens by their frequency so far."""
-    presence_penalty: float | None = None
-    """Penalty in [-2, 2] on tokens that already appeared."""
-    n: int | None = None
-    """Completions per prompt (1-128)."""
-    best_of: int | None = None
-    """Server-side candidates per prompt (n <= best_of <= 20); not with streaming."""
-    logprobs: int | None = None
-    """Log probabilities of the chosen token and this many alternatives (0-5)."""
-    logit_bias: dict[str, int] | None = None
-    """Token id (as a string) to a bias in [-100, 100]."""
-    seed: int | None = None
-    """Best-effort deterministic sampling seed."""
-    echo: bool | None = None
-    """Echo the prompt before the completion."""
-    suffix: str | None = None
-    """Text that comes after the completion."""
-    user: str | None = None
-    """End-user id for abuse monitoring."""
-    stop: str | list[str] | None = None
-    """Stop sequences, merged with a call's own (at most 4 in all)."""
-
-
-describe_fields(_BodyFields)
-
-BODY_FIELDS: tuple[str, ...] = tuple(name for name in _BodyFields.model_fields if name != "model")
-"""Body fields that are settings of the same name in both adapters (`model` aside)."""
-TRANSPORT_FIELDS = frozenset(_TransportFields.model_fields)
-"""Settings whose change replaces the transport client."""
-SECRET_FIELDS = frozenset(
-    name
-    for name, info in _TransportFields.model_fields.items()
-    if info.annotation == SecretStr | None
-)
-"""Settings held as `SecretStr`."""
-_OPTION_OF_FIELD = {
-    ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
-    for option in dataclasses.fields(GatewayOptions)
-}
-"""Setting -> the `GatewayOptions` attribute it fills."""
-_PER_CALL_GATEWAY = {
-    name: option
-    for name, option in _OPTION_OF_FIELD.items()
-    if name not in SECRET_FIELDS and name != "default_headers"
-}
-
-
-def _as_secret(value: Any) -> Any:
-    return SecretStr(value) if isinstance(value, str) else value
-
-
-class ObiguardFields(_TransportFields, _BodyFields):
-    """The shared settings of both `ObiguardLLM`s (a pydantic mixin)."""
-
-    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
 
     _extras_field: ClassVar[str] = "model_kwargs"
     """The adapter's extras container (a `dict[str, Any]` field it declares)."""
@@ -495,6 +469,8 @@ class ObiguardFields(_TransportFields, _BodyFields):
         return GatewayOptions(**options)
 
     def _new_client(self) -> CompletionsClient:
+        from .._client import CompletionsClient
+
         require_api_key(self.api_key)
         return CompletionsClient(
             base_url=self.base_url,
@@ -601,6 +577,36 @@ class ObiguardFields(_TransportFields, _BodyFields):
         """The plans of a one-prompt call without per-call values, by (stream,
         stream_usage); dropped when a field changes (`_forget_derived`)."""
         return {}
+
+
+describe_fields(ObiguardFields)
+
+BODY_FIELDS: tuple[str, ...] = tuple(
+    name for name in ObiguardFields.model_fields if name in SPEC_FIELDS and name != "model"
+)
+"""Body fields that are settings of the same name in both adapters (`model` aside)."""
+TRANSPORT_FIELDS = frozenset(ObiguardFields.model_fields) - {"model", *BODY_FIELDS}
+"""Settings whose change replaces the transport client."""
+SECRET_FIELDS = frozenset(
+    name
+    for name, info in ObiguardFields.model_fields.items()
+    if info.annotation == SecretStr | None
+)
+"""Settings held as `SecretStr`."""
+_OPTION_OF_FIELD = {
+    ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
+    for option in dataclasses.fields(GatewayOptions)
+}
+"""Setting -> the `GatewayOptions` attribute it fills."""
+_PER_CALL_GATEWAY = {
+    name: option
+    for name, option in _OPTION_OF_FIELD.items()
+    if name not in SECRET_FIELDS and name != "default_headers"
+}
+
+
+def _as_secret(value: Any) -> Any:
+    return SecretStr(value) if isinstance(value, str) else value
 
 
 def _without_inputs(exc: ValidationError) -> ValidationError:

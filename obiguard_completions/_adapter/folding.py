@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any
 
 from .._gateway_info import GatewayInfo
 from .._models import Completion, CompletionChoice, CompletionLogprobs, CompletionUsage
-from .._streaming import AsyncStream, Stream
 
 if TYPE_CHECKING:
     from .._guardrails import HookResults  # loads with the first verdicts
+    from .._streaming import AsyncStream, Stream
 
 __all__ = ["StreamFold"]
 
