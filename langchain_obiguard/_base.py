@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import httpx
 from langchain_core.language_models.base import BaseLanguageModel, LangSmithParams
@@ -37,8 +37,16 @@ __all__ = ["LangChainSettings"]
 
 _GATEWAY_PARAMS = ("provider", "trace_id", "obiguard_metadata", "cache_namespace")
 
+if TYPE_CHECKING:
+    _LanguageModel = BaseLanguageModel[Any]
+else:
+    # The generic base as it is: `BaseLanguageModel[Any]` would build a pydantic
+    # submodel at import, and each concrete class parametrizes it anyway (via BaseLLM
+    # or BaseChatModel).
+    _LanguageModel = BaseLanguageModel
 
-class LangChainSettings(ObiguardFields, BaseLanguageModel[Any]):
+
+class LangChainSettings(ObiguardFields, _LanguageModel):
     """The settings, identity and serialization both LangChain classes share."""
 
     model_config = ConfigDict(

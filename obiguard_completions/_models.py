@@ -10,8 +10,8 @@ be missing or null, `choices` may be empty (the usage chunk of a stream) and may
 in any order (they are sorted by `index`).
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: pydantic would compile and evaluate
+# each field's annotation string when it builds the models, at import.
 import itertools
 import json
 import math
@@ -154,7 +154,7 @@ class CompletionRequest(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _cross_field_rules(self) -> CompletionRequest:
+    def _cross_field_rules(self) -> "CompletionRequest":
         if isinstance(self.stop, list) and not 1 <= len(self.stop) <= MAX_STOP:
             raise ValueError(
                 f"stop: 1 to {MAX_STOP} stop sequences are allowed, got {len(self.stop)}"
@@ -334,7 +334,7 @@ class CompletionUsage(BaseModel):
     total_tokens: int = 0
     """prompt_tokens + completion_tokens."""
 
-    def __add__(self, other: CompletionUsage) -> CompletionUsage:
+    def __add__(self, other: "CompletionUsage") -> "CompletionUsage":
         """Usage of two requests together: every count summed, details included."""
         return CompletionUsage.model_validate(_sum_counts(self.model_dump(), other.model_dump()))
 
@@ -390,7 +390,7 @@ class Completion(BaseModel):
         return None if private is None else private.get("gateway")
 
     @property
-    def hook_results(self) -> HookResults | None:
+    def hook_results(self) -> "HookResults | None":
         """The gateway's guardrail verdicts, typed; None when no guardrail ran (or they
         could not be read). The body's raw `hook_results` stays in `model_extra`. On a
         flagged answer (see `flagged`) they say which guardrail failed and why."""
