@@ -18,8 +18,8 @@ import re
 import ssl
 import sys
 import threading
-from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar, Literal, cast
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, cast
 
 import httpx
 from pydantic import (
@@ -31,10 +31,10 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
-    field_serializer,
     field_validator,
     model_validator,
 )
+from pydantic_core import core_schema
 from typing_extensions import Self
 
 from .._errors import RequestValidationError
@@ -45,6 +45,8 @@ from .calls import CallPlan, CallRules, check_extras, plan_call
 from .env import API_KEY_ENV, PROVIDER_API_KEY_ENV, env_base_url, env_secret, require_api_key
 
 if TYPE_CHECKING:
+    from pydantic import GetCoreSchemaHandler
+
     from .._client import CompletionsClient  # loads with the first client
 
 __all__ = [
@@ -142,6 +144,25 @@ def describe_fields(cls: type[BaseModel]) -> None:
             info.description = docs[name]
 
 
+class _ShownAs:
+    """Field metadata: the value is serialized as `show(value)` (what a plain
+    `field_serializer` does, without loading pydantic's serializer module at import)."""
+
+    __slots__ = ("show",)
+
+    def __init__(self, show: Callable[[Any], Any]) -> None:
+        self.show = show
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        shown = core_schema.plain_serializer_function_ser_schema(
+            self.show, info_arg=False, return_schema=dict(schema)
+        )
+        return {**schema, "serialization": shown}
+
+
 class ObiguardFields(BaseModel):
     """The shared settings of both `ObiguardLLM`s (a pydantic mixin).
 
@@ -209,7 +230,7 @@ class ObiguardFields(BaseModel):
     )
     """The provider's own key (`Authorization: Bearer`); default: env
     `OBIGUARD_PROVIDER_API_KEY`."""
-    config: str | dict[str, Any] | None = None
+    config: Annotated[str | dict[str, Any] | None, _ShownAs(mask_tree)] = None
     """`x-obiguard-config`: a config id, or a config object (sent as JSON)."""
     trace_id: str | None = None
     """`x-obiguard-trace-id` for every request (per call: `trace_id=...`)."""
@@ -240,7 +261,7 @@ class ObiguardFields(BaseModel):
     """`x-obiguard-strict-open-ai-compliance` (`"true"`/`"false"`): `False` lets the gateway
     add fields outside the OpenAI schema, and is what makes a stream carry the guardrail
     verdicts (its first event, `hook_results`)."""
-    default_headers: dict[str, str] | None = None
+    default_headers: Annotated[dict[str, str] | None, _ShownAs(mask_headers)] = None
     """Extra request headers, sent as given; secret ones are masked wherever shown."""
     timeout: float | None = Field(
         default=60.0, gt=0, validation_alias=AliasChoices("timeout", "request_timeout")
@@ -370,14 +391,6 @@ class ObiguardFields(BaseModel):
         return False
 
     # -- what is shown -------------------------------------------------------------
-
-    @field_serializer("default_headers")
-    def _mask_headers(self, headers: dict[str, str] | None) -> dict[str, str] | None:
-        return mask_headers(headers)
-
-    @field_serializer("config")
-    def _mask_config(self, config: str | dict[str, Any] | None) -> Any:
-        return mask_tree(config)
 
     def __repr_args__(self) -> Any:
         for name, value in super().__repr_args__():
