@@ -34,15 +34,19 @@ def test_importing_the_adapter_imports_neither_the_other_framework_nor_openai(
 LOADED_ON_FIRST_USE = (
     "obiguard_completions._adapter.tool_protocol",  # with the first chat
     "obiguard_completions._guardrails",  # with the first guardrail verdicts
+    "obiguard_completions._client",  # with the first LLM made
+    "httpx_sse",  # with the first client
 )
 
 
 @pytest.mark.parametrize("adapter", ["langchain_obiguard", "llama_index_obiguard"])
-def test_chat_and_guardrail_modules_load_on_first_use_not_at_import(adapter: str) -> None:
+def test_chat_guardrail_and_client_modules_load_on_first_use_not_at_import(
+    adapter: str,
+) -> None:
     code = (
         f"import sys, {adapter}\nprint(*[name in sys.modules for name in {LOADED_ON_FIRST_USE!r}])"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["False", "False"]
+    assert result.stdout.split() == ["False"] * len(LOADED_ON_FIRST_USE)
