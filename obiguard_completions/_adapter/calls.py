@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from .._errors import RequestValidationError
@@ -41,24 +40,38 @@ def _stream_usage() -> StreamOptions:
     return StreamOptions(include_usage=True)
 
 
-@dataclass(frozen=True)
 class CallRules:
-    """How one adapter reads a call's keyword arguments (derived from its fields)."""
+    """How one adapter reads a call's keyword arguments (derived from its fields; one
+    per adapter class). A plain slotted class: a dataclass costs more to define at
+    import."""
 
-    owner: str
-    """The class name, for messages."""
-    extras: str
-    """The extras container's name: `model_kwargs` or `additional_kwargs`."""
-    body: frozenset[str]
-    """Body fields that are also settings (`model` included)."""
-    gateway: Mapping[str, str]
-    """Per-request gateway settings -> `GatewayOptions` attribute."""
-    secrets: frozenset[str]
-    """Secret settings: never accepted per call or as extras."""
-    settings: frozenset[str]
-    """Every other setting of the adapter: refused per call and as extras."""
-    unknown_to_body: bool
-    """Whether an unknown call keyword is an extra body field (else an error)."""
+    __slots__ = ("body", "extras", "gateway", "owner", "secrets", "settings", "unknown_to_body")
+
+    def __init__(
+        self,
+        *,
+        owner: str,
+        extras: str,
+        body: frozenset[str],
+        gateway: Mapping[str, str],
+        secrets: frozenset[str],
+        settings: frozenset[str],
+        unknown_to_body: bool,
+    ) -> None:
+        self.owner = owner
+        """The class name, for messages."""
+        self.extras = extras
+        """The extras container's name: `model_kwargs` or `additional_kwargs`."""
+        self.body = body
+        """Body fields that are also settings (`model` included)."""
+        self.gateway = gateway
+        """Per-request gateway settings -> `GatewayOptions` attribute."""
+        self.secrets = secrets
+        """Secret settings: never accepted per call or as extras."""
+        self.settings = settings
+        """Every other setting of the adapter: refused per call and as extras."""
+        self.unknown_to_body = unknown_to_body
+        """Whether an unknown call keyword is an extra body field (else an error)."""
 
     def known(self) -> list[str]:
         """Every name a call may give (for "did you mean")."""
