@@ -19,18 +19,24 @@ rare words or unusual scripts; for exact counts pass `custom_get_token_ids=` (an
 
 from __future__ import annotations
 
+import functools
 import re
 
 __all__ = ["approximate_token_count"]
 
-_PIECES = re.compile(
-    r"""(?P<word> ?[A-Za-z\u00C0-\u024F']+)"""
-    r"""|(?P<digits> ?[0-9]+)"""
-    r"""|(?P<punct> ?[!-/:-@\[-`{-~]+)"""
-    r"""|(?P<space>\s+)"""
-    r"""|(?P<other>.)""",
-    re.DOTALL,
-)
+
+@functools.cache
+def _pieces() -> re.Pattern[str]:
+    # Compiled on the first count, not at import.
+    return re.compile(
+        r"""(?P<word> ?[A-Za-z\u00C0-\u024F']+)"""
+        r"""|(?P<digits> ?[0-9]+)"""
+        r"""|(?P<punct> ?[!-/:-@\[-`{-~]+)"""
+        r"""|(?P<space>\s+)"""
+        r"""|(?P<other>.)""",
+        re.DOTALL,
+    )
+
 
 _CHARS_PER_TOKEN = {"word": 6, "digits": 3, "punct": 2}
 
@@ -38,7 +44,7 @@ _CHARS_PER_TOKEN = {"word": 6, "digits": 3, "punct": 2}
 def approximate_token_count(text: str) -> int:
     """An offline estimate of the number of tokens in `text` (see the module docstring)."""
     count = 0
-    for match in _PIECES.finditer(text):
+    for match in _pieces().finditer(text):
         kind = match.lastgroup
         if kind == "space" or kind == "other":
             count += 1
