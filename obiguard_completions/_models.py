@@ -28,6 +28,7 @@ from pydantic import (
 
 from ._errors import RequestValidationError
 from ._gateway_info import GatewayInfo
+from ._spec import FIELD_BOUNDS, MAX_STOP, SPEC_FIELDS
 
 if TYPE_CHECKING:  # the guardrail models load with the first verdicts read
     from ._guardrails import HookResults
@@ -51,23 +52,6 @@ Prompt = str | list[str] | list[int] | list[list[int]]
 Number = int | float
 """A JSON number; an integer given stays an integer in the body."""
 
-_INT64 = 9223372036854775807
-
-FIELD_BOUNDS: dict[str, tuple[float, float | None]] = {
-    "best_of": (0, 20),
-    "frequency_penalty": (-2, 2),
-    "logprobs": (0, 5),
-    "max_tokens": (0, None),
-    "n": (1, 128),
-    "presence_penalty": (-2, 2),
-    "seed": (-_INT64 - 1, _INT64),
-    "temperature": (0, 2),
-    "top_p": (0, 1),
-}
-"""Inclusive numeric bounds of the spec, the single source for constraints and messages."""
-
-MAX_STOP = 4
-"""At most this many stop sequences per request."""
 _LOGIT_BIAS_RANGE = (-100, 100)
 
 
@@ -231,10 +215,6 @@ def _non_finite(value: Any, where: str) -> str | None:
         if found is not None:
             return found
     return None
-
-
-SPEC_FIELDS = frozenset(CompletionRequest.model_fields) - {"extra_body"}
-"""The body fields the spec defines (what `extra_body` may not repeat)."""
 
 
 def _range_text(name: str) -> str:

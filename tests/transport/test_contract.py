@@ -6,7 +6,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from obiguard_completions import CompletionsClient
+from obiguard_completions import CompletionRequest, CompletionsClient
+from obiguard_completions._spec import SPEC_FIELDS
 from tests.contract import SPEC_PATH, body_errors, request_body_errors, spec
 from tests.fault_server import FaultServer
 from tests.transport.helpers import MODES, call, make_request
@@ -66,3 +67,9 @@ def test_marked_test_may_send_an_off_spec_body(
         http.post(fault_server.base_url + "/completions", json={"prompt": "no model"})
     assert len(contract_bodies) == 1
     assert body_errors(contract_bodies[0]) != ()
+
+
+def test_spec_fields_are_the_contract_request_properties_and_the_model_fields() -> None:
+    properties = spec()["components"]["schemas"]["CreateCompletionRequest"]["properties"]
+    assert set(properties) == SPEC_FIELDS
+    assert set(CompletionRequest.model_fields) - {"extra_body"} == SPEC_FIELDS
