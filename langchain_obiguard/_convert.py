@@ -12,23 +12,25 @@ folds a stream into one completion (`StreamFold`).
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from langchain_core.outputs import Generation, GenerationChunk, LLMResult
 
-from obiguard_completions import (
-    Completion,
-    CompletionChoice,
-    CompletionLogprobs,
-    CompletionUsage,
-    GatewayInfo,
-)
+import obiguard_completions as transport  # the models load on first use (PEP 562)
 from obiguard_completions._adapter import CallPlan, StreamFold
 
 if TYPE_CHECKING:
-    from obiguard_completions import HookResults  # loads with the first verdicts
+    from obiguard_completions import (
+        Completion,
+        CompletionChoice,
+        CompletionLogprobs,
+        CompletionUsage,
+        GatewayInfo,
+        HookResults,  # loads with the first verdicts
+    )
 
 __all__ = [
     "answers_llm_output",
@@ -39,7 +41,12 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_obiguard")
-_NO_GATEWAY = GatewayInfo()
+
+
+@functools.cache
+def _no_gateway() -> GatewayInfo:
+    """What an answer without gateway headers reports."""
+    return transport.GatewayInfo()
 
 
 # -- answers -> generations ------------------------------------------------------------
@@ -164,7 +171,7 @@ def answers_llm_output(
     status and guardrail verdicts, `flagged` if any request was, and `gateway`: every
     request's gateway headers, in order."""
     first = answers[0]
-    gateway = first.gateway or _NO_GATEWAY
+    gateway = first.gateway or _no_gateway()
     return {
         "token_usage": _usage_dict(usage) if usage is not None else {},
         "model_name": first.model or model,
@@ -173,7 +180,7 @@ def answers_llm_output(
         ),
         "trace_id": gateway.trace_id,
         "cache_status": gateway.cache_status,
-        "gateway": [(a.gateway or _NO_GATEWAY).as_dict() for a in answers],
+        "gateway": [(a.gateway or _no_gateway()).as_dict() for a in answers],
         **guardrail_info(first.hook_results, any(a.flagged for a in answers)),
     }
 

@@ -18,18 +18,18 @@ from llama_index.core.base.llms.types import (
     MessageRole,
 )
 
-from obiguard_completions import (
-    AsyncStream,
-    Completion,
-    CompletionLogprobs,
-    CompletionUsage,
-    GatewayInfo,
-    Stream,
-)
 from obiguard_completions._adapter import StreamFold
 
 if TYPE_CHECKING:
-    from obiguard_completions import HookResults  # loads with the first verdicts
+    from obiguard_completions import (
+        AsyncStream,
+        Completion,
+        CompletionLogprobs,
+        CompletionUsage,
+        GatewayInfo,
+        HookResults,  # loads with the first verdicts
+        Stream,
+    )
 
 __all__ = [
     "StreamAccumulator",

@@ -22,12 +22,16 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import obiguard_completions as transport  # the models load on first use (PEP 562)
 
 from .._errors import RequestValidationError
-from .._models import MAX_STOP, CompletionRequest, StreamOptions
-from .._options import GatewayOptions
 from .._secrets import mask_tree
+from .._spec import MAX_STOP
+
+if TYPE_CHECKING:
+    from .._models import CompletionRequest, StreamOptions
 
 __all__ = ["CallPlan", "CallRules", "check_extras", "merge_stop", "plan_call"]
 
@@ -37,7 +41,7 @@ _RESERVED = frozenset({"prompt", "stream", "stream_options", "extra_body"})
 @functools.cache
 def _stream_usage() -> StreamOptions:
     # Made on first use, not at import: the request models are built lazily.
-    return StreamOptions(include_usage=True)
+    return transport.StreamOptions(include_usage=True)
 
 
 class CallRules:
@@ -175,7 +179,7 @@ def _call_headers(options: Mapping[str, Any], owner: str) -> dict[str, str]:
             f"api_key/token/secret); set it on the {owner} (config=...), where it is kept "
             "out of events, repr and serialization"
         )
-    built = GatewayOptions(**options).to_headers()
+    built = transport.GatewayOptions(**options).to_headers()
     built.pop("user-agent", None)
     return built
 
@@ -251,7 +255,9 @@ def plan_call(
         batch = list(prompts[start : start + batch_size])
         prompt: str | list[str] = batch[0] if len(batch) == 1 else batch
         requests.append(
-            CompletionRequest(model=model, prompt=prompt, extra_body=extra or None, **body)
+            transport.CompletionRequest(
+                model=model, prompt=prompt, extra_body=extra or None, **body
+            )
         )
         counts.append(len(batch))
     call_headers = _call_headers(headers, rules.owner) if headers else None

@@ -38,9 +38,8 @@ from pydantic_core import core_schema
 from typing_extensions import Self
 
 from .._errors import RequestValidationError
-from .._models import SPEC_FIELDS
-from .._options import GatewayOptions
 from .._secrets import MASK, holds_mask, mask_headers, mask_tree
+from .._spec import SPEC_FIELDS
 from .calls import CallPlan, CallRules, check_extras, plan_call
 from .env import API_KEY_ENV, PROVIDER_API_KEY_ENV, env_base_url, env_secret, require_api_key
 
@@ -48,6 +47,7 @@ if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
 
     from .._client import CompletionsClient  # loads with the first client
+    from .._options import GatewayOptions  # loads with the first LLM made
 
 __all__ = [
     "BODY_FIELDS",
@@ -478,7 +478,9 @@ class ObiguardFields(BaseModel):
 
     def _gateway_options(self) -> GatewayOptions:
         """The settings sent as headers (checked when made)."""
-        options = {option: getattr(self, name) for name, option in _OPTION_OF_FIELD.items()}
+        from .._options import GatewayOptions
+
+        options = {option: getattr(self, name) for name, option in _option_of_field().items()}
         return GatewayOptions(**options)
 
     def _new_client(self) -> CompletionsClient:
@@ -520,9 +522,9 @@ class ObiguardFields(BaseModel):
             owner=cls.__name__,
             extras=cls._extras_field,
             body=body,
-            gateway=_PER_CALL_GATEWAY,
+            gateway=_per_call_gateway(),
             secrets=SECRET_FIELDS,
-            settings=frozenset(cls.model_fields) - body - set(_PER_CALL_GATEWAY),
+            settings=frozenset(cls.model_fields) - body - set(_per_call_gateway()),
             unknown_to_body=cls._unknown_to_body,
         )
 
@@ -606,16 +608,27 @@ SECRET_FIELDS = frozenset(
     if info.annotation == SecretStr | None
 )
 """Settings held as `SecretStr`."""
-_OPTION_OF_FIELD = {
-    ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
-    for option in dataclasses.fields(GatewayOptions)
-}
-"""Setting -> the `GatewayOptions` attribute it fills."""
-_PER_CALL_GATEWAY = {
-    name: option
-    for name, option in _OPTION_OF_FIELD.items()
-    if name not in SECRET_FIELDS and name != "default_headers"
-}
+
+
+@functools.cache
+def _option_of_field() -> dict[str, str]:
+    """Setting -> the `GatewayOptions` attribute it fills."""
+    from .._options import GatewayOptions
+
+    return {
+        ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
+        for option in dataclasses.fields(GatewayOptions)
+    }
+
+
+@functools.cache
+def _per_call_gateway() -> dict[str, str]:
+    """The settings a call may give per request (as gateway headers of that request)."""
+    return {
+        name: option
+        for name, option in _option_of_field().items()
+        if name not in SECRET_FIELDS and name != "default_headers"
+    }
 
 
 def _as_secret(value: Any) -> Any:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .._gateway_info import GatewayInfo
-from .._models import Completion, CompletionChoice, CompletionLogprobs, CompletionUsage
+import obiguard_completions as transport  # the models load on first use (PEP 562)
 
 if TYPE_CHECKING:
+    from .._gateway_info import GatewayInfo
     from .._guardrails import HookResults  # loads with the first verdicts
+    from .._models import Completion, CompletionLogprobs, CompletionUsage
     from .._streaming import AsyncStream, Stream
 
 __all__ = ["StreamFold"]
@@ -112,12 +113,12 @@ class StreamFold:
         verdicts = (
             {} if self.hook_results is None else {"hook_results": self.hook_results.to_dict()}
         )
-        completion = Completion(
+        completion = transport.Completion(
             id=first.id if first else "",
             created=first.created if first else 0,
             model=first.model if first else "",
             choices=[
-                CompletionChoice(
+                transport.CompletionChoice(
                     text="".join(parts.texts),
                     index=index,
                     logprobs=parts.logprobs,

@@ -35,6 +35,8 @@ LOADED_ON_FIRST_USE = (
     "obiguard_completions._adapter.tool_protocol",  # with the first chat
     "obiguard_completions._guardrails",  # with the first guardrail verdicts
     "obiguard_completions._client",  # with the first LLM made
+    "obiguard_completions._models",  # with the first LLM made
+    "obiguard_completions._options",  # with the first LLM made
     "httpx_sse",  # with the first client
 )
 
