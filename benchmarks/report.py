@@ -181,7 +181,8 @@ SECTIONS: list[tuple[str, str, list[Figure]]] = [
     (
         "Import and memory",
         "Import: wall time of the import statement in a fresh interpreter, bytecode cached: "
-        "the fastest of 6 at each of 4 frame-stack depths, averaged over the depths "
+        "the fastest of 3 at each of 16 frame-stack depths 1 KB apart, averaged over the "
+        "depths "
         "(`worker.import_time` says why). Peak RSS: `ru_maxrss` of the worker after all scenarios "
         "(median of the rounds).",
         [Figure("import", "import", "ms", 1e3, 0), Figure("rss_mb", "peak RSS", "MB", 1, 0)],
@@ -286,8 +287,8 @@ def render(
         f"{info['rounds']} round(s) of all clients in alternating order. Within a round "
         "each figure is the fastest of 10 short runs after a warm-up (for concurrency: "
         "see its section); across rounds the best round is kept: on a "
-        "shared machine noise only adds time. Import: fresh interpreters, the fastest of 6 "
-        "at each of 4 frame-stack depths, averaged over the depths. "
+        "shared machine noise only adds time. Import: fresh interpreters, the fastest of 3 "
+        "at each of 16 frame-stack depths, averaged over the depths. "
         "`÷ raw` divides by raw httpx from this run; `÷ fw floor` by the floor LLM of the "
         "same framework (framework + the raw httpx request); the do-nothing LLMs show "
         "framework cost alone.",

@@ -226,8 +226,8 @@ def import_time(name: str, pad: int = 0) -> None:
     CPython 3.11 keeps frames in 16 KB chunks and frees a chunk as soon as the call that
     opened it returns: a hot loop whose calls sit on a chunk boundary maps and unmaps one
     per call (here up to 13,000 times during one framework import, 100+ ms). Where the
-    boundaries fall depends on how deep the import runs, so `run.py` samples four depths
-    a quarter chunk apart and averages them, for every client alike.
+    boundaries fall depends on how deep the import runs, so `run.py` samples 16 depths
+    1 KB apart (the whole chunk) and averages them, for every client alike.
     """
     stmt = name.removeprefix("stmt:") if name.startswith("stmt:") else BY_NAME[name].import_stmt
     call = _padded(pad)
