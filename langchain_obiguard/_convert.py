@@ -12,7 +12,6 @@ folds a stream into one completion (`StreamFold`).
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,7 +27,6 @@ if TYPE_CHECKING:
         CompletionChoice,
         CompletionLogprobs,
         CompletionUsage,
-        GatewayInfo,
         HookResults,  # loads with the first verdicts
     )
 
@@ -41,12 +39,6 @@ __all__ = [
 ]
 
 logger = logging.getLogger("langchain_obiguard")
-
-
-@functools.cache
-def _no_gateway() -> GatewayInfo:
-    """What an answer without gateway headers reports."""
-    return transport.GatewayInfo()
 
 
 # -- answers -> generations ------------------------------------------------------------
@@ -171,7 +163,7 @@ def answers_llm_output(
     status and guardrail verdicts, `flagged` if any request was, and `gateway`: every
     request's gateway headers, in order."""
     first = answers[0]
-    gateway = first.gateway or _no_gateway()
+    gateway = first.gateway or transport.GatewayInfo()
     return {
         "token_usage": _usage_dict(usage) if usage is not None else {},
         "model_name": first.model or model,
@@ -180,7 +172,7 @@ def answers_llm_output(
         ),
         "trace_id": gateway.trace_id,
         "cache_status": gateway.cache_status,
-        "gateway": [(a.gateway or _no_gateway()).as_dict() for a in answers],
+        "gateway": [(a.gateway or transport.GatewayInfo()).as_dict() for a in answers],
         **guardrail_info(first.hook_results, any(a.flagged for a in answers)),
     }
 

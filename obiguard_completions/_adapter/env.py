@@ -6,6 +6,8 @@ import os
 
 from pydantic import SecretStr
 
+import obiguard_completions as transport  # the client loads with the first LLM made (PEP 562)
+
 from .._errors import RequestValidationError
 
 __all__ = [
@@ -30,9 +32,7 @@ def env_secret(name: str) -> SecretStr | None:
 
 def env_base_url() -> str:
     """`OBIGUARD_BASE_URL`, else the public gateway."""
-    from .._client import DEFAULT_BASE_URL  # the client loads with the first LLM made
-
-    return os.environ.get(BASE_URL_ENV) or DEFAULT_BASE_URL
+    return os.environ.get(BASE_URL_ENV) or transport.DEFAULT_BASE_URL
 
 
 def require_api_key(api_key: SecretStr | None) -> SecretStr:

@@ -37,6 +37,8 @@ from pydantic import (
 from pydantic_core import core_schema
 from typing_extensions import Self
 
+import obiguard_completions as transport  # the client and options load on first use (PEP 562)
+
 from .._errors import RequestValidationError
 from .._secrets import MASK, holds_mask, mask_headers, mask_tree
 from .._spec import SPEC_FIELDS
@@ -46,8 +48,8 @@ from .env import API_KEY_ENV, PROVIDER_API_KEY_ENV, env_base_url, env_secret, re
 if TYPE_CHECKING:
     from pydantic import GetCoreSchemaHandler
 
-    from .._client import CompletionsClient  # loads with the first client
-    from .._options import GatewayOptions  # loads with the first LLM made
+    from .._client import CompletionsClient
+    from .._options import GatewayOptions
 
 __all__ = [
     "BODY_FIELDS",
@@ -478,16 +480,12 @@ class ObiguardFields(BaseModel):
 
     def _gateway_options(self) -> GatewayOptions:
         """The settings sent as headers (checked when made)."""
-        from .._options import GatewayOptions
-
         options = {option: getattr(self, name) for name, option in _option_of_field().items()}
-        return GatewayOptions(**options)
+        return transport.GatewayOptions(**options)
 
     def _new_client(self) -> CompletionsClient:
-        from .._client import CompletionsClient
-
         require_api_key(self.api_key)
-        return CompletionsClient(
+        return transport.CompletionsClient(
             base_url=self.base_url,
             options=self._gateway_options(),
             timeout=self.timeout,
@@ -613,11 +611,9 @@ SECRET_FIELDS = frozenset(
 @functools.cache
 def _option_of_field() -> dict[str, str]:
     """Setting -> the `GatewayOptions` attribute it fills."""
-    from .._options import GatewayOptions
-
     return {
         ("obiguard_metadata" if option.name == "metadata" else option.name): option.name
-        for option in dataclasses.fields(GatewayOptions)
+        for option in dataclasses.fields(transport.GatewayOptions)
     }
 
 
